@@ -1,0 +1,19 @@
+"""retrieval_kd: retrieval distillation — small, fast indexes and query encoders taught by strong teachers."""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["DistillVQ", "datasets", "__version__"]
+
+
+def __getattr__(name: str):
+    # Lazy: keep `import retrieval_kd` (and `rkd --help`) free of torch/faiss imports.
+    if name == "datasets":
+        from . import datasets
+
+        return datasets
+    if name == "DistillVQ":
+        from .trainers.distill_vq import DistillVQ
+
+        return DistillVQ
+    raise AttributeError(name)

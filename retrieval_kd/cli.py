@@ -1,0 +1,48 @@
+"""`rkd`: data, teacher, index, search, train, export, serve, eval, bench, demo."""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import typer
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+app = typer.Typer(help="retrieval_kd: retrieval distillation toolkit.", no_args_is_help=True, add_completion=False)
+data_app = typer.Typer(help="List and normalise collections.", no_args_is_help=True)
+teacher_app = typer.Typer(help="Run teachers (dense encoder, SPLADE, rewrites, LLM).", no_args_is_help=True)
+index_app = typer.Typer(help="Build indexes (faiss factory strings, impact, BM25).", no_args_is_help=True)
+train_app = typer.Typer(help="Distillation trainers.", no_args_is_help=True)
+export_app = typer.Typer(help="ONNX encoders and serving bundles.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate runs and recipes.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print tables.", no_args_is_help=True)
+
+for _sub, _name in [(data_app, "data"), (teacher_app, "teacher"), (index_app, "index"), (train_app, "train"),
+                    (export_app, "export"), (eval_app, "eval"), (bench_app, "bench")]:
+    app.add_typer(_sub, name=_name)
+
+# Each area adds its commands to the apps above (modules under retrieval_kd/commands/).
+_COMMAND_MODULES = ("spine", "vq", "server", "disco", "drr")
+for _mod in _COMMAND_MODULES:
+    try:
+        importlib.import_module(f"retrieval_kd.commands.{_mod}")
+    except ModuleNotFoundError as _e:
+        if _e.name != f"retrieval_kd.commands.{_mod}":
+            raise
+
+
+def main() -> None:
+    """Entry point: user errors print one clear line (no traceback) and exit 2."""
+    from .errors import RKDError
+
+    try:
+        app()
+    except RKDError as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

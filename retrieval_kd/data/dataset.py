@@ -1,0 +1,159 @@
+"""The one normalised dataset form: corpus.jsonl, queries.tsv, qrels.txt, conversations.jsonl, meta.json."""
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataFormatError, DataNotFoundError
+from ..utils import atomic_dir
+
+FORMAT_VERSION = 1
+Qrels = dict[str, dict[str, int]]
+
+
+@dataclass
+class Dataset:
+    """A collection: documents, queries, graded qrels and (for conversational sets) conversations.
+
+    corpus: list of {"id": str, "contents": str, ...extra fields}
+    queries: qid -> text
+    qrels: qid -> {docid: grade}; grades as in the source, negatives allowed
+    conversations: list of {"id", "turns": [{"id", "utterance", "manual"?, "automatic"?, "response"?, ...}]}
+    meta: free-form facts (source, counts, relevance conventions such as {"rel_threshold": 3})
+    """
+
+    name: str
+    corpus: list[dict[str, Any]]
+    queries: dict[str, str] = field(default_factory=dict)
+    qrels: Qrels = field(default_factory=dict)
+    conversations: list[dict[str, Any]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def doc_ids(self) -> list[str]:
+        return [d["id"] for d in self.corpus]
+
+    @property
+    def doc_texts(self) -> list[str]:
+        return [d["contents"] for d in self.corpus]
+
+    @property
+    def rel_threshold(self) -> int:
+        """Minimum grade counted as relevant for binary measures (meta 'rel_threshold', default 1)."""
+        return int(self.meta.get("rel_threshold", 1))
+
+    def judged_queries(self) -> dict[str, str]:
+        """Queries with at least one relevant judgement."""
+        thr = self.rel_threshold
+        return {q: t for q, t in self.queries.items() if any(g >= thr for g in self.qrels.get(q, {}).values())}
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "docs": len(self.corpus),
+            "queries": len(self.queries),
+            "judged_queries": len(self.judged_queries()),
+            "qrels": sum(len(v) for v in self.qrels.values()),
+            "conversations": len(self.conversations),
+        }
+
+    def save(self, dest: str | Path, compress: bool = False) -> Path:
+        """Write the dataset folder atomically (temp folder, then rename)."""
+        dest = Path(dest)
+        ext = ".gz" if compress else ""
+        with atomic_dir(dest) as tmp:
+            _write_lines(tmp / f"corpus.jsonl{ext}", (json.dumps(d, ensure_ascii=False) for d in self.corpus))
+            _write_lines(tmp / f"queries.tsv{ext}", (f"{q}\t{_one_line(t)}" for q, t in self.queries.items()))
+            _write_lines(
+                tmp / f"qrels.txt{ext}",
+                (f"{q} 0 {d} {g}" for q, docs in self.qrels.items() for d, g in docs.items()),
+            )
+            if self.conversations:
+                _write_lines(
+                    tmp / f"conversations.jsonl{ext}",
+                    (json.dumps(c, ensure_ascii=False) for c in self.conversations),
+                )
+            meta = {**self.meta, "kind": "dataset", "format_version": FORMAT_VERSION, "name": self.name,
+                    "counts": self.counts()}
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        self.path = dest
+        return dest
+
+    @classmethod
+    def load(cls, src: str | Path) -> Dataset:
+        """Read a dataset folder written by `save`."""
+        src = Path(src)
+        meta_path = src / "meta.json"
+        if not meta_path.exists():
+            raise DataNotFoundError(f"{src}: not a dataset folder (no meta.json)")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise DataFormatError(meta_path, f"format_version {meta.get('format_version')} != {FORMAT_VERSION}",
+                                  field="format_version")
+        corpus = [_parse_json(p, i, line) for p, i, line in _read_lines(src, "corpus.jsonl")]
+        for (p, i, _), d in zip(_read_lines(src, "corpus.jsonl"), corpus):
+            if not isinstance(d, dict) or "id" not in d or "contents" not in d:
+                raise DataFormatError(p, "corpus record needs 'id' and 'contents'", line=i)
+        queries = {}
+        for p, i, line in _read_lines(src, "queries.tsv"):
+            qid, sep, text = line.partition("\t")
+            if not sep:
+                raise DataFormatError(p, "expected '<qid>\\t<text>'", line=i)
+            queries[qid] = text
+        qrels = read_trec_qrels_lines(_read_lines(src, "qrels.txt"))
+        convs = [_parse_json(p, i, line) for p, i, line in _read_lines(src, "conversations.jsonl", optional=True)]
+        name = meta.pop("name", src.name)
+        return cls(name=name, corpus=corpus, queries=queries, qrels=qrels, conversations=convs, meta=meta, path=src)
+
+
+def read_trec_qrels_lines(lines: Iterable[tuple[Path, int, str]]) -> Qrels:
+    """Parse `qid iter docid grade` lines, naming file and line on error."""
+    qrels: Qrels = {}
+    for p, i, line in lines:
+        parts = line.split()
+        if len(parts) != 4:
+            raise DataFormatError(p, f"qrels line needs 4 columns (qid iter docid grade), got {len(parts)}", line=i)
+        try:
+            grade = int(float(parts[3]))
+        except ValueError:
+            raise DataFormatError(p, f"relevance grade {parts[3]!r} is not a number", line=i, field="grade") from None
+        qrels.setdefault(parts[0], {})[parts[2]] = grade
+    return qrels
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _write_lines(path: Path, lines: Iterable[str]) -> None:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wt", encoding="utf-8") as fh:
+        for line in lines:
+            fh.write(line + "\n")
+
+
+def _read_lines(src: Path, name: str, optional: bool = False) -> Iterable[tuple[Path, int, str]]:
+    path = src / name
+    if not path.exists() and (src / f"{name}.gz").exists():
+        path = src / f"{name}.gz"
+    if not path.exists():
+        if optional:
+            return
+        raise DataNotFoundError(f"{src}: missing {name}")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for i, line in enumerate(fh, 1):
+            line = line.rstrip("\n")
+            if line.strip():
+                yield path, i, line
+
+
+def _parse_json(path: Path, line_no: int, line: str) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DataFormatError(path, f"invalid JSON: {e.msg} (column {e.colno})", line=line_no) from None

@@ -1,0 +1,205 @@
+"""Any faiss factory string (Flat, IVFn,PQmx8, OPQm,IVFn,PQmx8, ...) built, searched, saved with docids."""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import BundleError, RKDError
+from ..utils import atomic_dir
+
+FORMAT_VERSION = 1
+METRICS = {"ip": 0, "l2": 1}  # faiss.METRIC_INNER_PRODUCT, faiss.METRIC_L2
+
+
+def default_nlist(n_docs: int) -> int:
+    """nlist ≈ √N, rounded to a power of two-ish friendly integer (at least 1)."""
+    return max(1, int(round(np.sqrt(n_docs))))
+
+
+def expand_factory(factory: str, n_docs: int) -> str:
+    """Replace 'IVF{n}' or 'IVFn' by IVF<√N>, e.g. 'OPQ8,IVFn,PQ8x8np'."""
+    return factory.replace("IVF{n}", f"IVF{default_nlist(n_docs)}").replace("IVFn,", f"IVF{default_nlist(n_docs)},")
+
+
+class FaissIndex:
+    """A faiss index plus the docids of its rows and a meta.json describing how it was made."""
+
+    def __init__(self, index: Any, docids: Sequence[str], factory: str, metric: str = "ip", meta: dict | None = None):
+        if index.ntotal != len(docids):
+            raise RKDError(f"index holds {index.ntotal} vectors but {len(docids)} docids were given")
+        self.index = index
+        self.docids = list(docids)
+        self.factory = factory
+        self.metric = metric
+        self.meta = dict(meta or {})
+
+    # ---- building ----
+    @classmethod
+    def build(
+        cls,
+        embeddings: np.ndarray,
+        docids: Sequence[str],
+        factory: str = "Flat",
+        metric: str = "ip",
+        seed: int = 0,
+        train_size: int | None = None,
+        meta: dict | None = None,
+    ) -> FaissIndex:
+        """Train (on all or `train_size` vectors) and fill an index from a faiss factory string."""
+        import faiss
+
+        if metric not in METRICS:
+            raise RKDError(f"metric must be one of {sorted(METRICS)}, got {metric!r}")
+        x = np.ascontiguousarray(embeddings, dtype=np.float32)
+        if x.ndim != 2 or len(x) != len(docids):
+            raise RKDError(f"embeddings shape {x.shape} does not match {len(docids)} docids")
+        factory = expand_factory(factory, len(x))
+        try:
+            index = faiss.index_factory(x.shape[1], factory, METRICS[metric])
+        except RuntimeError as e:
+            raise RKDError(f"faiss cannot build factory string {factory!r}: {str(e).splitlines()[-1]}") from None
+        keep = _seed_index(index, seed)
+        t0 = time.perf_counter()
+        if not index.is_trained:
+            rng = np.random.default_rng(seed)
+            train = x if not train_size or train_size >= len(x) else x[rng.choice(len(x), train_size, replace=False)]
+            index.train(train)
+        for opq, _pq in keep:
+            opq.pq = None  # the training PQ was ours; do not leave faiss a pointer to it
+        train_s = time.perf_counter() - t0
+        index.add(x)
+        info = {"train_seconds": round(train_s, 3), "seed": seed, "n_docs": len(x), "dim": x.shape[1]}
+        return cls(index, docids, factory, metric, {**info, **(meta or {})})
+
+    # ---- searching ----
+    def set_nprobe(self, nprobe: int | None) -> None:
+        """Set nprobe on the IVF layer if there is one."""
+        import faiss
+
+        if nprobe is None:
+            return
+        ivf = faiss.try_extract_index_ivf(self.index)
+        if ivf is not None:
+            ivf.nprobe = int(nprobe)
+
+    @property
+    def nlist(self) -> int | None:
+        import faiss
+
+        ivf = faiss.try_extract_index_ivf(self.index)
+        return int(ivf.nlist) if ivf is not None else None
+
+    def search(self, queries: np.ndarray, k: int, nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores [n,k] float32, row indices [n,k] int64; -1 where fewer than k are found)."""
+        import faiss
+
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        if q.ndim == 1:
+            q = q[None]
+        k = int(min(k, self.index.ntotal))
+        if nprobe is not None and faiss.try_extract_index_ivf(self.index) is not None:
+            params = faiss.SearchParametersIVF(nprobe=int(nprobe))
+            # Preprocessing (OPQ) wrappers take the params of their sub-index.
+            if isinstance(self.index, faiss.IndexPreTransform):
+                params = faiss.SearchParametersPreTransform(index_params=params)
+            return self.index.search(q, k, params=params)
+        return self.index.search(q, k)
+
+    def search_run(
+        self, qids: Sequence[str], queries: np.ndarray, k: int, nprobe: int | None = None
+    ) -> dict[str, dict[str, float]]:
+        """Search and return a run: qid -> {docid: score}."""
+        scores, idx = self.search(queries, k, nprobe)
+        return to_run(qids, scores, idx, self.docids)
+
+    @property
+    def bytes_per_vector(self) -> float:
+        """Code size of one stored vector in bytes (excluding ids and inverted-list overhead)."""
+        import faiss
+
+        ivf = faiss.try_extract_index_ivf(self.index)
+        if ivf is not None:
+            return float(ivf.code_size)
+        return float(self.index.sa_code_size())
+
+    # ---- persistence ----
+    def save(self, dest: str | Path) -> Path:
+        """Write index.faiss, docids.txt, meta.json to a temp folder, then rename over `dest`."""
+        import faiss
+
+        dest = Path(dest)
+        with atomic_dir(dest) as tmp:
+            faiss.write_index(self.index, str(tmp / "index.faiss"))
+            (tmp / "docids.txt").write_text("\n".join(self.docids) + "\n", encoding="utf-8")
+            meta = {**self.meta, "kind": "faiss-index", "format_version": FORMAT_VERSION, "factory": self.factory,
+                    "metric": self.metric, "ntotal": int(self.index.ntotal), "dim": int(self.index.d),
+                    "bytes_per_vector": self.bytes_per_vector}
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        return dest
+
+    @classmethod
+    def load(cls, src: str | Path, mmap: bool = False) -> FaissIndex:
+        """Read a folder written by `save`, checking that its parts agree."""
+        import faiss
+
+        src = Path(src)
+        for name in ("index.faiss", "docids.txt", "meta.json"):
+            if not (src / name).exists():
+                raise BundleError(f"{src / name}: missing (not a saved faiss index folder)")
+        meta = json.loads((src / "meta.json").read_text(encoding="utf-8"))
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise BundleError(f"{src / 'meta.json'}: format_version {meta.get('format_version')} != {FORMAT_VERSION}")
+        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+        try:
+            index = faiss.read_index(str(src / "index.faiss"), flags)
+        except RuntimeError as e:
+            raise BundleError(f"{src / 'index.faiss'}: unreadable faiss index ({str(e).splitlines()[-1]})") from None
+        docids = (src / "docids.txt").read_text(encoding="utf-8").splitlines()
+        if len(docids) != index.ntotal:
+            raise BundleError(f"{src / 'docids.txt'}: {len(docids)} ids for {index.ntotal} vectors")
+        return cls(index, docids, meta.get("factory", "?"), meta.get("metric", "ip"), meta)
+
+
+def load_index(src: str | Path) -> FaissIndex:
+    """Open a saved index folder (the kind is read from meta.json)."""
+    return FaissIndex.load(src)
+
+
+def to_run(qids: Sequence[str], scores: np.ndarray, idx: np.ndarray, docids: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Convert faiss results into qid -> {docid: score}, skipping -1 rows."""
+    run: dict[str, dict[str, float]] = {}
+    for qid, srow, irow in zip(qids, scores, idx):
+        run[qid] = {docids[i]: float(s) for s, i in zip(srow, irow) if i >= 0}
+    return run
+
+
+def _seed_index(index: Any, seed: int) -> list:
+    """Make k-means inside IVF/PQ/OPQ training deterministic; returns OPQ helpers to detach after training."""
+    import faiss
+
+    keep: list = []
+
+    def quiet(cp: Any) -> None:
+        cp.seed = seed
+        cp.min_points_per_centroid = 1  # small collections: silence faiss's per-subspace warning
+
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        ivf = faiss.downcast_index(ivf)
+        quiet(ivf.cp)
+        if hasattr(ivf, "pq"):
+            quiet(ivf.pq.cp)
+    if isinstance(index, faiss.IndexPreTransform):
+        for i in range(index.chain.size()):
+            vt = faiss.downcast_VectorTransform(index.chain.at(i))
+            if isinstance(vt, faiss.OPQMatrix):
+                pq = faiss.ProductQuantizer(vt.d_out, vt.M, 8)
+                quiet(pq.cp)
+                vt.pq = pq
+                keep.append((vt, pq))
+    return keep

@@ -1,0 +1,1 @@
+"""Teachers: dense encoder, SPLADE, rewrite teachers, LLM tool-call teacher."""
