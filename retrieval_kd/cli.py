@@ -43,6 +43,3 @@ def main() -> None:
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
         sys.exit(2)
 
-
-if __name__ == "__main__":
-    main()

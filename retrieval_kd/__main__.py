@@ -1,0 +1,4 @@
+"""`python -m retrieval_kd` = `rkd`."""
+from .cli import main
+
+main()
