@@ -64,6 +64,9 @@ class Dataset:
     def save(self, dest: str | Path, compress: bool = False) -> Path:
         """Write the dataset folder atomically (temp folder, then rename)."""
         dest = Path(dest)
+        for qid in list(self.queries) + list(self.qrels):
+            if not qid or any(c.isspace() for c in qid):
+                raise DataFormatError(dest, f"query id {qid!r} is empty or contains whitespace", field="qid")
         ext = ".gz" if compress else ""
         with atomic_dir(dest) as tmp:
             _write_lines(tmp / f"corpus.jsonl{ext}", (json.dumps(d, ensure_ascii=False) for d in self.corpus))
@@ -94,10 +97,12 @@ class Dataset:
         if meta.get("format_version") != FORMAT_VERSION:
             raise DataFormatError(meta_path, f"format_version {meta.get('format_version')} != {FORMAT_VERSION}",
                                   field="format_version")
-        corpus = [_parse_json(p, i, line) for p, i, line in _read_lines(src, "corpus.jsonl")]
-        for (p, i, _), d in zip(_read_lines(src, "corpus.jsonl"), corpus):
+        corpus = []
+        for p, i, line in _read_lines(src, "corpus.jsonl"):
+            d = _parse_json(p, i, line)
             if not isinstance(d, dict) or "id" not in d or "contents" not in d:
                 raise DataFormatError(p, "corpus record needs 'id' and 'contents'", line=i)
+            corpus.append(d)
         queries = {}
         for p, i, line in _read_lines(src, "queries.tsv"):
             qid, sep, text = line.partition("\t")
@@ -130,8 +135,12 @@ def _one_line(text: str) -> str:
 
 
 def _write_lines(path: Path, lines: Iterable[str]) -> None:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "wt", encoding="utf-8") as fh:
+    if path.suffix == ".gz":  # mtime=0: the same content gives the same bytes
+        with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+            for line in lines:
+                gz.write((line + "\n").encode("utf-8"))
+        return
+    with open(path, "w", encoding="utf-8") as fh:
         for line in lines:
             fh.write(line + "\n")
 
