@@ -9,9 +9,9 @@ __all__ = ["DistillVQ", "datasets", "__version__"]
 def __getattr__(name: str):
     # Lazy: keep `import retrieval_kd` (and `rkd --help`) free of torch/faiss imports.
     if name == "datasets":
-        from . import datasets
+        import importlib
 
-        return datasets
+        return importlib.import_module(f"{__name__}.datasets")  # `from . import` would recurse into __getattr__
     if name == "DistillVQ":
         from .trainers.distill_vq import DistillVQ
 
