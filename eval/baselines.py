@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", default=",".join(DATASETS))
-    ap.add_argument("--factories", default=",".join(DEFAULT_FACTORIES).replace(",", ";"),
+    ap.add_argument("--factories", default=";".join(DEFAULT_FACTORIES),
                     help="';'-separated faiss factory strings (IVFn = IVF√N)")
     ap.add_argument("--nprobe", type=int, default=DEFAULT_NPROBE)
     ap.add_argument("--out", default="runs/bench_baselines")
