@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -39,7 +38,7 @@ def data_prepare(
 @teacher_app.command("encode")
 def teacher_encode(
     dataset: str = typer.Option(..., "--dataset", "-d", help="dataset name or folder"),
-    model: Optional[str] = typer.Option(None, help="local HF encoder folder (default: bundled all-MiniLM-L6-v2)"),
+    model: str | None = typer.Option(None, help="local HF encoder folder (default: bundled all-MiniLM-L6-v2)"),
     batch_size: int = typer.Option(64),
 ) -> None:
     """Embed a collection's documents and queries with the dense teacher (cached float32 memmaps)."""
@@ -60,7 +59,7 @@ def index_build(
     dataset: str = typer.Option(..., "--dataset", "-d"),
     factory: str = typer.Option("OPQ16,IVFn,PQ16x8np", help="faiss factory string; IVFn = IVF√N"),
     out: Path = typer.Option(..., "--out", "-o", help="index folder to write (atomically)"),
-    model: Optional[str] = typer.Option(None, help="teacher model folder (default: bundled MiniLM)"),
+    model: str | None = typer.Option(None, help="teacher model folder (default: bundled MiniLM)"),
     seed: int = typer.Option(0),
 ) -> None:
     """Train and fill a faiss index from the teacher's embeddings; save with docids + meta.json."""
@@ -86,7 +85,7 @@ def search(
     index_dir: Path = typer.Argument(..., help="saved index folder"),
     query: str = typer.Argument(...),
     k: int = typer.Option(10, "-k"),
-    nprobe: Optional[int] = typer.Option(None),
+    nprobe: int | None = typer.Option(None),
 ) -> None:
     """Search a saved faiss index with a text query (encoded by the index's teacher)."""
     from ..index import FaissIndex
@@ -104,10 +103,10 @@ def search(
 @eval_app.command("run")
 def eval_run(
     run_file: Path = typer.Argument(..., help="TREC run file"),
-    qrels: Optional[Path] = typer.Option(None, help="TREC qrels file"),
-    dataset: Optional[str] = typer.Option(None, help="or: take qrels from this dataset"),
+    qrels: Path | None = typer.Option(None, help="TREC qrels file"),
+    dataset: str | None = typer.Option(None, help="or: take qrels from this dataset"),
     measures: str = typer.Option("nDCG@10,RR@10,R@100,P@10", help="ir-measures strings, comma-separated"),
-    rel: Optional[int] = typer.Option(None, help="min grade counted relevant (default: dataset's or 1)"),
+    rel: int | None = typer.Option(None, help="min grade counted relevant (default: dataset's or 1)"),
 ) -> None:
     """Evaluate a TREC run file against qrels with ir-measures."""
     from ..errors import RKDError
