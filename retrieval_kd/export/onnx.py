@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -26,6 +27,9 @@ from torch import nn
 
 from ..errors import RKDError
 from ..utils import atomic_dir, run_info
+
+# The dynamo exporter warns about every torchvision op it cannot register; we export no vision ops.
+logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
 
 POOLINGS = ("mean", "cls", "splade")
 INPUTS = ("input_ids", "attention_mask")
