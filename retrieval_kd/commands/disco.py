@@ -1,0 +1,93 @@
+"""DiSCo commands: train disco, eval cast, eval cast-official, index impact, index lucene-impact, export disco."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..cli import eval_app, export_app, index_app, train_app
+
+
+@train_app.command("disco")
+def train_disco_cmd(
+    config: Path | None = typer.Option(Path("configs/disco_cast.yaml"), "--config", "-c", help="YAML config"),
+    overrides: list[str] = typer.Option([], "--set", help="override a config value, e.g. train.epochs=1"),
+    out: Path | None = typer.Option(None, help="run folder (default: the config's `output`)"),
+) -> None:
+    """Train a DiSCo conversational SPLADE query encoder from rewrite teachers."""
+    from ..config import load_config
+    from ..trainers.disco import DiscoConfig, train_disco
+
+    cfg = load_config(config, DiscoConfig, overrides)
+    dest = train_disco(cfg, out)
+    typer.echo(f"student written to {dest}")
+
+
+@eval_app.command("cast", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def eval_cast(ctx: typer.Context) -> None:
+    """DiSCo vs rewrite baselines on CAsT 2021 + iKAT 2023 (options as eval/cast.py: --config, --out, --set)."""
+    from eval.cast import main as run
+
+    run(list(ctx.args))
+
+
+@eval_app.command("cast-official")
+def eval_cast_official(
+    run_file: Path = typer.Argument(..., help="TREC run over the real CAsT corpus"),
+    collection: str = typer.Option(..., help="cast2019 | cast2020 | cast2021 | cast2022"),
+) -> None:
+    """Score a run with the official CAsT conventions and the track's qrels."""
+    from eval.cast import official_evaluate
+
+    from ..evaluate import read_run
+
+    for m, v in official_evaluate(read_run(run_file), collection).items():
+        typer.echo(f"{m:<10} {v:.4f}")
+
+
+@index_app.command("impact")
+def index_impact(
+    dataset: str = typer.Option(..., "--dataset", "-d", help="dataset name or folder"),
+    out: Path = typer.Option(..., help="index folder to write"),
+    encoder: str | None = typer.Option(None, help="SPLADE masked-LM folder (default SPLADE-tiny-msmarco)"),
+    scale: float = typer.Option(100.0, help="impact = round(weight * scale)"),
+) -> None:
+    """Encode a corpus with a SPLADE document encoder and build the built-in impact index."""
+    from ..datasets import load
+    from ..index.impact import ImpactIndex
+    from ..teachers.splade import SpladeEncoder, encode_corpus
+    from ..utils import set_threads
+
+    set_threads()
+    ds = load(dataset)
+    enc = SpladeEncoder(encoder)
+    idx = ImpactIndex.build(encode_corpus(enc, ds), ds.doc_ids, enc.vocab, scale,
+                            meta={"dataset": ds.name, "encoder": str(enc.path), "encoder_fingerprint": enc.fingerprint})
+    idx.save(out)
+    typer.echo(f"{out}: {idx.meta['n_docs']} docs, {idx.meta['n_postings']} postings")
+
+
+@index_app.command("lucene-impact")
+def index_lucene_impact(
+    impact_dir: Path = typer.Argument(..., help="a built-in impact index folder"),
+    out: Path = typer.Argument(..., help="Lucene index folder to write"),
+) -> None:
+    """Export an impact index as a JsonVectorCollection and index it with Lucene (pyserini + Java 21)."""
+    from ..index.impact import ImpactIndex
+    from ..index.lucene import build_impact_index, export_json_vectors
+
+    vectors = export_json_vectors(ImpactIndex.load(impact_dir), out.with_name(out.name + ".vectors"))
+    build_impact_index(vectors, out)
+    typer.echo(f"Lucene impact index written to {out}")
+
+
+@export_app.command("disco")
+def export_disco(
+    run_dir: Path = typer.Argument(..., help="a DiSCo run folder (rkd train disco)"),
+    out: Path = typer.Argument(..., help="folder for query_encoder.onnx + tokenizer + student.json"),
+) -> None:
+    """ONNX export of the student query encoder with SPLADE pooling inside (parity-checked)."""
+    from ..students.splade import export_student_onnx
+
+    info = export_student_onnx(run_dir / "student", out)
+    typer.echo(f"{out}: parity max abs diff {info['parity_max_abs_diff']:.2e}")

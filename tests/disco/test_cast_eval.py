@@ -1,0 +1,80 @@
+"""Official CAsT conventions on the real qrels files with synthetic runs; the recipe's query texts."""
+from __future__ import annotations
+
+import pytest
+
+from retrieval_kd.data.cast import OFFICIAL_REL, read_official_qrels
+
+COLLECTIONS = ("cast2019", "cast2020", "cast2021", "cast2022")
+
+
+def _ideal(qrels, passage_suffix: str = "") -> dict:
+    """Judged documents ranked by grade (best first)."""
+    return {q: {d + passage_suffix: 100.0 - 10 * (4 - g) - i * 1e-3 for i, (d, g) in
+                enumerate(sorted(docs.items(), key=lambda kv: -kv[1]))} for q, docs in qrels.items()}
+
+
+@pytest.mark.parametrize("collection", COLLECTIONS)
+def test_ideal_run_scores_one_on_judged_turns(shared_data, collection):
+    from eval.cast import official_evaluate
+
+    qrels = read_official_qrels(shared_data, collection)
+    # CAsT 2021 is judged at document level: a passage run ("<doc>-<n>") is folded to its documents
+    run = _ideal(qrels, "-3" if collection == "cast2021" else "")
+    pq = official_evaluate(run, collection, shared_data, measures=("nDCG@3", "RR"), per_query=True)
+    rel = OFFICIAL_REL[collection]
+    judged = {q for q, docs in qrels.items() if any(g >= rel for g in docs.values())}
+    assert set(pq["nDCG@3"]) == judged  # judged turns only
+    assert min(pq["nDCG@3"].values()) == pytest.approx(1.0) and min(pq["RR"].values()) == pytest.approx(1.0)
+
+
+def test_relevance_threshold_by_year(shared_data):
+    from eval.cast import official_evaluate
+
+    for collection, qid in (("cast2019", "31_1"), ("cast2020", "81_1")):
+        q = read_official_qrels(shared_data, collection)[qid]
+        ones = [d for d, g in q.items() if g == 1][:2]
+        best = max(q, key=q.get)
+        run = {qid: {ones[0]: 3.0, ones[1]: 2.0, best: 1.0}}
+        pq = official_evaluate(run, collection, shared_data, measures=("RR", "nDCG@3"), per_query=True)
+        # 2019 counts grade 1 as relevant (RR = 1); from 2020 on relevance starts at 2 (RR = 1/3)
+        assert pq["RR"][qid] == pytest.approx(1.0 if collection == "cast2019" else 1 / 3)
+        assert 0 < pq["nDCG@3"][qid] < 1  # graded gains: grade-1 documents still earn some nDCG
+
+
+def test_2020_has_turns_judged_without_relevant(shared_data):
+    from eval.cast import official_evaluate
+
+    qrels = read_official_qrels(shared_data, "cast2020")
+    pq = official_evaluate(_ideal(qrels), "cast2020", shared_data, measures=("RR",), per_query=True)
+    assert len(qrels) == 208 and len(pq["RR"]) == 199  # 9 turns have no grade >= 2 and are left out
+
+
+def test_turn_texts(shared_data):
+    from eval.cast import split_queries, turn_texts
+    from retrieval_kd import datasets
+
+    ds = datasets.load("cast-mini")
+    assert {k: len(v) for k, v in split_queries(ds).items()} == {"cast2021": 239, "ikat2023": 76}
+    hist, stud = turn_texts(ds, "history"), turn_texts(ds, "student")
+    assert hist["106_3"].endswith("How deadly is it?") and hist["106_3"].startswith("I just had a breast biopsy")
+    assert stud["106_3"].startswith("How deadly is it? [SEP] Even though this condition")
+    assert "106_1" in turn_texts(ds, "automatic") and "1-1_1" not in turn_texts(ds, "automatic")
+
+
+def test_cli_cast_official(shared_data, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from retrieval_kd.evaluate import write_run
+
+    write_run(_ideal(read_official_qrels(shared_data, "cast2019")), tmp_path / "run.txt")
+    cmd = [sys.executable, "-m", "retrieval_kd", "eval", "cast-official", str(tmp_path / "run.txt")]
+    ok = subprocess.run([*cmd, "--collection", "cast2019"], capture_output=True, text=True, timeout=120,
+                        env={**os.environ, "RKD_DATA": str(shared_data)})
+    assert ok.returncode == 0, ok.stderr
+    assert {ln.split()[0]: float(ln.split()[1]) for ln in ok.stdout.splitlines()}["nDCG@3"] == 1.0
+    bad = subprocess.run([*cmd, "--collection", "cast2023"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "no official qrels for 'cast2023'" in bad.stderr
+    assert "Traceback" not in bad.stderr
