@@ -1,0 +1,125 @@
+"""Distill-Retrieve-Read commands: train rewriter, teacher llm, eval medicineqa, export rewriter, index bm25, rewrite."""
+from __future__ import annotations
+
+import json
+
+import typer
+
+from ..cli import app, eval_app, export_app, index_app, teacher_app, train_app
+
+_SET = typer.Option(None, "--set", help="override a config key, e.g. --set train.epochs=1 (repeatable)")
+
+
+@train_app.command("rewriter")
+def train_rewriter_cmd(
+    config: str = typer.Option(..., "--config", "-c", help="YAML, e.g. configs/drr_liveqa.yaml"),
+    overrides: list[str] | None = _SET,
+) -> None:
+    """Train a query-rewriter student (extractive tagger or seq2seq) from teacher queries."""
+    from ..config import load_config
+    from ..pipeline.recipes import TrainRewriterConfig, train_rewriter
+
+    cfg = load_config(config, TrainRewriterConfig, overrides)
+    out = train_rewriter(cfg, log=typer.echo)
+    typer.echo(f"student -> {out}")
+
+
+@teacher_app.command("llm")
+def teacher_llm_cmd(
+    config: str = typer.Option(..., "--config", "-c", help="YAML, e.g. configs/drr_llm_teacher.yaml"),
+    overrides: list[str] | None = _SET,
+) -> None:
+    """Ask an OpenAI-compatible LLM to call the `search` tool for each dialogue (cached; failures reported)."""
+    from ..config import load_config
+    from ..pipeline.recipes import LLMTeacherConfig, run_llm_teacher
+
+    cfg = load_config(config, LLMTeacherConfig, overrides)
+    report = run_llm_teacher(cfg, log=typer.echo)
+    typer.echo(f"queries -> {cfg.out}  ({report['parsed']}/{report['asked']} parsed, "
+               f"{sum(report['failed'].values())} failed, {report['cached']} from cache)")
+
+
+@eval_app.command("medicineqa")
+def eval_medicineqa_cmd(
+    config: str | None = typer.Option(None, "--config", "-c", help="YAML (default: configs/drr_eval.yaml values)"),
+    overrides: list[str] | None = _SET,
+) -> None:
+    """Every rewriter × retriever row on LiveQA-Med (en) and MedicineQA-zh (+ multi-round): a Markdown table."""
+    from ..config import load_config
+    from ..pipeline.medicineqa import EvalConfig, run_eval
+    from ..utils import set_threads
+
+    set_threads()
+    cfg = load_config(config, EvalConfig, overrides)
+    _, table = run_eval(cfg, log=lambda s: typer.echo(s, err=True))
+    typer.echo(table)
+    typer.echo(f"\nruns, queries, rows.json, table.md -> {cfg.out}")
+
+
+@export_app.command("rewriter")
+def export_rewriter_cmd(
+    src: str = typer.Argument(..., help="trained extractive student folder"),
+    dest: str = typer.Argument(..., help="output folder (rewriter.onnx, tokenizer.json, rewriter.json)"),
+    vocabulary: str | None = typer.Option(None, help="dataset whose corpus gives the correction vocabulary"),
+    names_field: str = typer.Option("drug", help="corpus field holding entity names (zh medicine names)"),
+) -> None:
+    """Export the extractive rewriter to ONNX (parity-checked) for the torch-free server."""
+    from ..export.rewriter import export_tagger
+
+    info = export_tagger(src, dest, corrector=_corrector(vocabulary, names_field) if vocabulary else None)
+    typer.echo(json.dumps(info, indent=2))
+
+
+def _corrector(vocabulary: str, names_field: str = "drug"):
+    """Correction vocabulary of a dataset's corpus: medicine names + aspect words when its records name drugs."""
+    from ..datasets import load
+    from ..pipeline.tagging import Corrector
+
+    ds = load(vocabulary)
+    if any(d.get(names_field) for d in ds.corpus):
+        return Corrector.for_medicines({**d, "drug": d.get(names_field)} for d in ds.corpus)
+    return Corrector.from_texts(ds.doc_texts)
+
+
+@index_app.command("bm25")
+def index_bm25_cmd(
+    dataset: str = typer.Option(..., "--dataset", "-d"),
+    out: str = typer.Option(..., "--out", "-o"),
+    tokenizer: str = typer.Option("en", help="en | zh-bigram | zh-jieba"),
+    k1: float = typer.Option(0.9),
+    b: float = typer.Option(0.4),
+) -> None:
+    """Build the built-in BM25 index (numpy; meta.json, terms, docids, postings)."""
+    from ..datasets import load
+    from ..index.bm25 import BM25Index
+
+    ds = load(dataset)
+    idx = BM25Index.build(ds.doc_texts, ds.doc_ids, tokenizer, k1=k1, b=b, meta={"dataset": ds.name})
+    idx.save(out)
+    typer.echo(f"{ds.name}: {idx.meta['n_docs']} docs, {idx.meta['n_terms']} terms -> {out}")
+
+
+@app.command("rewrite")
+def rewrite_cmd(
+    rewriter: str = typer.Argument(..., help="student folder (torch or exported ONNX), last-utterance, whole-dialogue"),
+    turns: list[str] = typer.Argument(..., help="dialogue turns, oldest first; prefix 'assistant:' for replies"),
+    vocabulary: str | None = typer.Option(None, help="torch student: dataset giving the correction vocabulary"),
+) -> None:
+    """Rewrite one dialogue into search queries."""
+    from pathlib import Path
+
+    dialogue = [{"role": "assistant", "text": t[len("assistant:"):].strip()} if t.startswith("assistant:")
+                else {"role": "user", "text": t} for t in turns]
+    if (Path(rewriter) / "rewriter.onnx").exists():
+        from ..export.rewriter import OnnxRewriter
+
+        rw = OnnxRewriter(rewriter)
+    else:
+        from ..students.rewriter import load_rewriter
+
+        kw = {}
+        if vocabulary:
+            kw["corrector"] = _corrector(vocabulary)
+        rw = load_rewriter(rewriter, **kw)
+    for q in rw.rewrite(dialogue):
+        typer.echo(q)

@@ -1,0 +1,158 @@
+"""The extractive rewriter as ONNX: export (torch, parity-checked) and a torch-free runtime for the server.
+
+    export_tagger("runs/drr-zh-tagger", "bundles/medical/rewriter")   # rewriter.onnx + tokenizer.json + rewriter.json
+    OnnxRewriter("bundles/medical/rewriter").rewrite([{"role": "user", "text": "..."}])
+
+The graph takes input_ids/attention_mask (int64, dynamic batch and sequence) and returns `keep_prob`
+[batch, seq]: the sigmoid of the tagger's logit per token. Turning probabilities into queries
+(`retrieval_kd.pipeline.tagging`) is plain Python/numpy, so the server needs only onnxruntime + tokenizers.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import BundleError, RKDError
+from ..pipeline.tagging import Corrector, Dialogue, char_probs, finish, layout
+from ..utils import atomic_dir, run_info
+from .runtime import OnnxEncoder, RuntimeOptions
+
+KIND = "rewriter-tagger-onnx"
+FORMAT_VERSION = 1
+GRAPH = "rewriter.onnx"
+OUTPUT = "keep_prob"
+INPUTS = ("input_ids", "attention_mask")
+PARITY_DIALOGUES = (
+    [{"role": "user", "text": "My son takes amoxicilin for an ear infection. What are the side effects?"}],
+    [{"role": "user", "text": "我之前一直在吃阿司匹林肠溶片。"}, {"role": "assistant", "text": "好的。"},
+     {"role": "user", "text": "后来换成了氯吡格雷。"}, {"role": "user", "text": "这个药有什么副作用？"}],
+)
+
+
+def _graph_module(model):
+    import torch
+
+    class TaggerGraph(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask):
+            logits = self.m(input_ids=input_ids, attention_mask=attention_mask,
+                            token_type_ids=torch.zeros_like(input_ids)).logits[..., 0]
+            return torch.sigmoid(logits)
+
+    return TaggerGraph(model).eval()
+
+
+def export_tagger(src: str | Path, out_dir: str | Path, atol: float = 1e-4, corrector: Corrector | None = None,
+                  opset: int | None = None) -> dict[str, Any]:
+    """Export a trained tagger folder; raises when onnxruntime's keep-probabilities differ from torch by > atol."""
+    import onnxruntime as ort
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from ..students.rewriter import TAGGER_KIND, read_meta
+
+    src = Path(src)
+    meta = read_meta(src, TAGGER_KIND)
+    tok = AutoTokenizer.from_pretrained(src)
+    module = _graph_module(AutoModelForTokenClassification.from_pretrained(src))
+    max_length = int(meta.get("max_length", 256))
+    texts = [layout(d)[0] for d in PARITY_DIALOGUES]
+    batch = tok(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    args = (batch["input_ids"], batch["attention_mask"])
+    with tempfile.TemporaryDirectory(prefix="rkd-rewriter-") as work, atomic_dir(out_dir) as tmp:
+        path = Path(work) / GRAPH
+        dims = {k: {0: torch.export.Dim("batch"), 1: torch.export.Dim("seq")} for k in INPUTS}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(module, args, str(path), input_names=list(INPUTS), output_names=[OUTPUT],
+                                  dynamic_shapes=dims, dynamo=True, external_data=False, opset_version=opset)
+            exporter = "dynamo"
+        except Exception as e:  # noqa: BLE001 - fall back to the TorchScript exporter
+            warnings.warn(f"dynamo export failed ({type(e).__name__}: {e}); using dynamo=False", stacklevel=2)
+            torch.onnx.export(module, args, str(path), input_names=list(INPUTS), output_names=[OUTPUT], dynamo=False,
+                              dynamic_axes={k: {0: "batch", 1: "seq"} for k in (*INPUTS, OUTPUT)},
+                              opset_version=opset or 17)
+            exporter = "torchscript"
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        diff = 0.0
+        for rows in (slice(None), slice(0, 1)):  # a padded batch and a single dialogue
+            b = tok(texts[rows], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+            with torch.inference_mode():
+                ref = module(b["input_ids"], b["attention_mask"]).numpy()
+            got = sess.run([OUTPUT], {k: b[k].numpy().astype(np.int64) for k in INPUTS})[0]
+            m = b["attention_mask"].numpy().astype(bool)
+            diff = max(diff, float(np.abs(ref - got)[m].max()))
+        if not diff <= atol:
+            raise RKDError(f"{src}: ONNX keep-probabilities differ from torch by {diff:.2e} > {atol:g}")
+        shutil.copyfile(path, tmp / GRAPH)
+        tok.save_pretrained(str(tmp))
+        if not (tmp / "tokenizer.json").exists():
+            raise RKDError(f"{src}: tokenizer has no tokenizer.json (the server needs a fast tokenizer)")
+        info = {"kind": KIND, "format_version": FORMAT_VERSION, "file": GRAPH, "output": OUTPUT,
+                "inputs": list(INPUTS), "exporter": exporter, "parity_max_abs_diff": diff, "source": str(src),
+                "pad_token": tok.pad_token, "entity_mask": bool(meta.get("entity_mask")),
+                **{k: meta[k] for k in ("threshold", "mode", "boost", "max_length")}}
+        if corrector is not None:
+            (tmp / "corrector.json").write_text(json.dumps(corrector.to_json(), ensure_ascii=False) + "\n",
+                                                encoding="utf-8")
+            info["corrector"] = "corrector.json"
+        (tmp / "rewriter.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        (tmp / "run_info.json").write_text(json.dumps(run_info({"src": str(src)}), indent=2, default=str) + "\n")
+    return info
+
+
+class OnnxRewriter:
+    """Torch-free extractive rewriter: tokenizers + onnxruntime + the numpy post-processing."""
+
+    name = "extractive-onnx"
+
+    def __init__(self, folder: str | Path, options: RuntimeOptions | None = None, mode: str | None = None,
+                 boost: int | None = None, threshold: float | None = None):
+        folder = Path(folder)
+        meta_path = folder / "rewriter.json"
+        if not meta_path.exists():
+            raise BundleError(f"{meta_path}: missing (not an exported rewriter folder)")
+        self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if self.meta.get("kind") != KIND or self.meta.get("format_version") != FORMAT_VERSION:
+            raise BundleError(f"{meta_path}: kind/format {self.meta.get('kind')}/{self.meta.get('format_version')}"
+                              f" != {KIND}/{FORMAT_VERSION}")
+        self.encoder = OnnxEncoder(folder / self.meta["file"], folder / "tokenizer.json", self.meta["max_length"],
+                                   self.meta.get("pad_token"), options, output=self.meta["output"])
+        self.threshold = float(threshold if threshold is not None else self.meta["threshold"])
+        self.mode = mode or self.meta["mode"]
+        self.boost = int(boost if boost is not None else self.meta["boost"])
+        self.corrector = None
+        if self.meta.get("corrector"):
+            data = json.loads((folder / self.meta["corrector"]).read_text(encoding="utf-8"))
+            self.corrector = Corrector(data.get("words"), data.get("names", []), data.get("aspects"))
+        self.names = self.corrector.names if self.meta.get("entity_mask") and self.corrector is not None else []
+
+    def tag(self, dialogues: Sequence[Dialogue]) -> list[tuple[str, list, np.ndarray, list]]:
+        """(layout text, segment spans, per-character keep probabilities, masked entities) of each dialogue."""
+        if not dialogues:
+            return []
+        laid = [layout(d, self.names) if self.names else (*layout(d), []) for d in dialogues]
+        encs = self.encoder.tokenizer.encode_batch([x[0] for x in laid])
+        feeds = {"input_ids": np.array([e.ids for e in encs], dtype=np.int64),
+                 "attention_mask": np.array([e.attention_mask for e in encs], dtype=np.int64)}
+        probs = self.encoder.session.run([self.meta["output"]], feeds)[0]
+        return [(text, spans, char_probs(len(text), e.offsets, p), ents)
+                for (text, spans, ents), e, p in zip(laid, encs, probs)]
+
+    def rewrite_batch(self, dialogues: Sequence[Dialogue]) -> list[list[str]]:
+        return [finish(d, text, spans, cp, ents, self.threshold, self.mode, self.boost, self.corrector)
+                for d, (text, spans, cp, ents) in zip(dialogues, self.tag(dialogues))]
+
+    def rewrite(self, dialogue: Dialogue) -> list[str]:
+        return self.rewrite_batch([dialogue])[0]

@@ -1,0 +1,1 @@
+"""Distill-Retrieve-Read: rewrite a dialogue into queries, retrieve, fuse, optionally read."""

@@ -1,0 +1,94 @@
+"""Students: the tagger learns teacher labels, exports to ONNX with parity; seq2seq from a tiny T5; baselines."""
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from retrieval_kd.errors import RKDError
+from retrieval_kd.students.rewriter import (
+    ExtractiveRewriter,
+    LastUtterance,
+    Seq2SeqRewriter,
+    WholeDialogue,
+    load_rewriter,
+)
+
+DRUGS = ["aspirin", "metformin", "ibuprofen", "warfarin", "insulin", "lisinopril", "atorvastatin", "omeprazole"]
+FILLER = ["please", "tell", "me", "more", "about", "my", "mother", "question", "today", "doctor", "said", "take"]
+
+
+def toy_examples(n: int, seed: int = 0) -> list[dict]:
+    """Dialogues where the teacher searches for the medicine named in the earlier turn plus 'dose'."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        drug = rng.choice(DRUGS)
+        pre = " ".join(rng.sample(FILLER, 3))
+        out.append({"id": str(i), "queries": [f"{drug} dose"], "dialogue": [
+            {"role": "user", "text": f"{pre} I take {drug} now"}, {"role": "assistant", "text": "ok"},
+            {"role": "user", "text": f"what {rng.choice(FILLER)} dose is right?"}]})
+    return out
+
+
+@pytest.fixture(scope="module")
+def tagger(tiny_bert, tmp_path_factory):
+    from retrieval_kd.trainers.rewriter import train_tagger
+
+    out = tmp_path_factory.mktemp("tagger") / "student"
+    train_tagger(toy_examples(160), out, base=tiny_bert, epochs=5, batch_size=16, lr=3e-3, max_length=48,
+                 names=DRUGS[:6], log=lambda s: None)  # medicine mentions are [MASK]ed, as for zh
+    return out
+
+
+def test_tagger_learns_teacher_terms_and_carries_the_entity(tagger):
+    from retrieval_kd.pipeline.tagging import Corrector
+
+    meta = json.loads((tagger / "rewriter.json").read_text())
+    assert meta["kind"] == "rewriter-tagger" and meta["entity_mask"] and meta["heldout_token_f1"] > 0.8, meta
+    rw = ExtractiveRewriter(tagger, corrector=Corrector(names=DRUGS))  # the 'database' knows two more medicines
+    test = toy_examples(30, seed=1)
+    queries = rw.rewrite_batch([e["dialogue"] for e in test])
+    hits = [e["queries"][0].split()[0] in q[0].split() for e, q in zip(test, queries)]
+    assert np.mean(hits) >= 0.9, queries  # the medicine from turn 1 is carried into the query, unseen ones too
+    assert queries[0][0].startswith(test[0]["dialogue"][-1]["text"])  # appended, not replaced
+
+
+def test_onnx_export_parity_and_torch_free_runtime(tagger, tmp_path):
+    from retrieval_kd.export.rewriter import OnnxRewriter, export_tagger
+    from retrieval_kd.pipeline.tagging import Corrector
+
+    corrector = Corrector({"aspirin": 5, "ibuprofen": 3}, DRUGS, {"dose": "dosage"})
+    info = export_tagger(tagger, tmp_path / "onnx", corrector=corrector)
+    assert info["parity_max_abs_diff"] < 1e-4 and (tmp_path / "onnx" / "tokenizer.json").exists()
+    onnx_rw, torch_rw = OnnxRewriter(tmp_path / "onnx"), ExtractiveRewriter(tagger, corrector=corrector)
+    dialogues = [e["dialogue"] for e in toy_examples(8, seed=2)]
+    for (_, _, a, ea), (_, _, b, eb) in zip(onnx_rw.tag(dialogues), torch_rw.tag(dialogues)):
+        assert np.abs(a - b).max() < 1e-4 and ea == eb and ea  # same probabilities, same masked mentions
+    assert onnx_rw.corrector.correct("ibuprofin") == "ibuprofen"
+    queries = onnx_rw.rewrite_batch(dialogues)
+    assert queries == torch_rw.rewrite_batch(dialogues) and all("dosage" in q[0] for q in queries)
+
+
+def test_seq2seq_student_from_a_tiny_t5(tmp_path):
+    from retrieval_kd.trainers.rewriter import init_tiny_seq2seq, train_seq2seq
+
+    base = init_tiny_seq2seq(tmp_path / "t5", extra_tokens=["氯", "吡"])
+    assert json.loads((base / "config.json").read_text())["d_model"] == 64
+    out = train_seq2seq(toy_examples(16), tmp_path / "s2s", base, epochs=1, batch_size=8, log=lambda s: None)
+    rw = load_rewriter(out)
+    assert isinstance(rw, Seq2SeqRewriter)
+    qs = rw.rewrite(toy_examples(1, seed=3)[0]["dialogue"])
+    assert qs and all(isinstance(q, str) and q for q in qs)
+
+
+def test_baselines_and_loader(tmp_path):
+    d = [{"role": "user", "text": "I take aspirin"}, {"role": "assistant", "text": "ok"},
+         {"role": "user", "text": "side effects?"}]
+    assert LastUtterance().rewrite(d) == ["side effects?"]
+    assert WholeDialogue().rewrite(d) == ["I take aspirin ok side effects?"]
+    assert isinstance(load_rewriter("last-utterance"), LastUtterance)
+    with pytest.raises(RKDError, match="not a rewriter"):
+        load_rewriter(tmp_path)
