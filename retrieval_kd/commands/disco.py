@@ -1,4 +1,4 @@
-"""DiSCo commands: train disco, eval cast, eval cast-official, index impact, index lucene-impact, export disco."""
+"""DiSCo commands: train disco, eval cast, eval cast-official, index impact, index lucene-impact, export disco(-bundle)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -91,3 +91,20 @@ def export_disco(
 
     info = export_student_onnx(run_dir / "student", out)
     typer.echo(f"{out}: parity max abs diff {info['parity_max_abs_diff']:.2e}")
+
+
+@export_app.command("disco-bundle")
+def export_disco_bundle(
+    run_dir: Path = typer.Argument(..., help="a DiSCo run folder (rkd train disco) or a student model folder"),
+    out: Path = typer.Argument(..., help="bundle folder to write (served by `rkd serve`)"),
+    name: str = typer.Option(..., help="index name the server exposes"),
+    dataset: str = typer.Option("cast-mini", "--dataset", "-d", help="dataset name or folder (documents)"),
+    index_dir: Path | None = typer.Option(None, help="a built impact index folder to copy (rkd index impact)"),
+) -> None:
+    """A sparse-conversational serving bundle: ONNX student + impact index + doc store + manifest."""
+    from ..export.sparse_conversational import build_conversational_bundle
+    from ..utils import set_threads
+
+    set_threads()
+    m = build_conversational_bundle(run_dir, out, name=name, dataset=dataset, index_dir=index_dir)
+    typer.echo(f"{out}: bundle {m['name']} ({m['index']['n_docs']} docs, {len(m['files'])} files)")

@@ -28,7 +28,10 @@ def _encoder_source(src: Path, meta: dict, teacher: str | None) -> tuple[Any, di
     if qe.is_dir():
         extra = json.loads((qe / "meta.json").read_text(encoding="utf-8")) if (qe / "meta.json").exists() else {}
         return qe, extra
-    return teacher or meta.get("teacher"), {}
+    t = teacher or meta.get("teacher")
+    if isinstance(t, dict):  # Distill-VQ writes {"model", "max_length", "pooling", "normalize"}
+        return t.get("model"), {k: t[k] for k in ("max_length", "pooling", "normalize") if k in t}
+    return t, {}
 
 
 def measure(folder: Path, info: dict, index: Any, ds: Any, nprobe: int | None) -> dict[str, float]:
