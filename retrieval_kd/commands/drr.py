@@ -70,6 +70,24 @@ def export_rewriter_cmd(
     typer.echo(json.dumps(info, indent=2))
 
 
+@export_app.command("medical-bundle")
+def export_medical_bundle_cmd(
+    rewriter_dir: str = typer.Argument(..., help="trained extractive student folder, or its exported ONNX folder"),
+    dest: str = typer.Argument(..., help="bundle folder to create"),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="medicine database: registered name or folder"),
+    name: str | None = typer.Option(None, help="index name (default: the folder name)"),
+    tokenizer: str = typer.Option("en", help="BM25 tokenizer: en | zh-bigram | zh-jieba"),
+    fusion: str = typer.Option("rrf-max", help="fusion of several queries of one dialogue: rrf-max | rrf"),
+    correct: bool = typer.Option(True, help="correct query terms against the database vocabulary"),
+) -> None:
+    """A "medical" serving bundle (Distill-Retrieve-Read): ONNX rewriter + BM25 + doc store."""
+    from ..export.medical import build_medical_bundle
+
+    m = build_medical_bundle(rewriter_dir, dest, name=name, dataset=dataset, tokenizer=tokenizer, fusion=fusion,
+                             correct=correct)
+    typer.echo(f"{m['name']} (medical): {m['docstore']['count']} documents, metrics {m['metrics']} -> {dest}")
+
+
 def _corrector(vocabulary: str, names_field: str = "drug"):
     """Correction vocabulary of a dataset's corpus: medicine names + aspect words when its records name drugs."""
     from ..datasets import load
