@@ -1,0 +1,53 @@
+"""Distill-VQ commands: `rkd train vq --config ... [--set k=v] [--resume]` and `rkd bench vq`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..cli import bench_app, train_app
+
+
+@train_app.command("vq")
+def train_vq(
+    config: Path = typer.Option(..., "--config", "-c", help="YAML config, e.g. configs/vq_cacm_8b.yaml"),
+    set_: list[str] | None = typer.Option(None, "--set", help="override a field: --set train.steps=100"),
+    resume: bool = typer.Option(False, "--resume", help="continue from output_dir/checkpoints/last.pt"),
+    stop_after: int | None = typer.Option(None, help="stop (with a checkpoint) after this many steps"),
+    evaluate: bool = typer.Option(True, help="print the start and trained index on the held-out real queries"),
+) -> None:
+    """Train a Distill-VQ index; writes output_dir/{index/, checkpoints/, metrics.jsonl, config.yaml, run_info.json}."""
+    from .. import datasets
+    from ..errors import ConfigError
+    from ..evaluate import format_table
+    from ..trainers.distill_vq import DistillVQ
+    from ..trainers.vq_report import COLUMNS, HeldOut
+
+    vq = DistillVQ.from_config(config, set_)
+    if vq.config.output_dir is None:
+        raise ConfigError(f"{config}: output_dir: needed by `rkd train vq` (where the index and checkpoints go)")
+    ds = datasets.load(vq.config.dataset)
+    vq.fit(ds, resume=resume, stop_after=stop_after)
+    if vq.index is None:
+        typer.echo(f"stopped after step {vq.result['steps']} of {vq.result['total_steps']}; "
+                   f"continue with --resume (checkpoint in {vq.config.output_dir}/checkpoints)")
+        return
+    dest = vq.save(Path(vq.config.output_dir) / "index")
+    t = vq.timings
+    typer.echo(f"saved {dest}  (faiss build {t['faiss_build_s']:.1f}s, training {t['train_s']:.1f}s, "
+               f"run without encoding {t['run_s']:.1f}s)")
+    if evaluate and vq.split["eval_qids"]:
+        held = HeldOut.of(ds, vq.encoder, vq.split["eval_qids"])
+        nprobe = vq.config.index.nprobe
+        q_emb = vq.encode_queries([ds.queries[q] for q in held.qids]) if vq.finetuned else None
+        rows = [held.row(f"start {vq.start_index.factory}", vq.start_index, nprobe, t["faiss_build_s"]),
+                held.row(f"Distill-VQ ({vq.config.loss.name})", vq.index, nprobe, t["run_s"], q_emb)]
+        typer.echo(format_table(rows, COLUMNS))
+
+
+@bench_app.command("vq", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench_vq(ctx: typer.Context) -> None:
+    """Distill-VQ vs faiss IVFPQ / OPQ+IVFPQ on cacm, med, cisi, cranfield, cf (see eval/distill_vq.py --help)."""
+    from eval.distill_vq import main as run
+
+    run(list(ctx.args))
