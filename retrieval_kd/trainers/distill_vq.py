@@ -37,6 +37,7 @@ class DistillVQ:
         self.export_info: dict[str, Any] = {}
         self.result: dict[str, Any] = {}
         self.soft_tau_absolute: float | None = None
+        self.dataset_name: str | None = None
 
     @classmethod
     def from_config(cls, path: str | Path, overrides: list[str] | None = None) -> DistillVQ:
@@ -85,6 +86,7 @@ class DistillVQ:
             raise ConfigError("queries: no training queries (pseudo_per_doc is 0 and no real query is in training)")
         _, q_emb = encode_queries(self.encoder, {str(i): t for i, t in enumerate(texts)}, f"{dataset.name}:vq-train")
         self.timings["encode_s"] = time.perf_counter() - t0
+        self.dataset_name = dataset.name
         self.split = {"pseudo_queries": len(ptexts), "pseudo_seed": cfg.seed, "pseudo_words": [q.min_words, q.max_words],
                       "real_train_fraction": q.real_train_fraction, "train_qids": train_real, "eval_qids": eval_qids,
                       "labels_used": bool(q.use_labels and train_real)}
@@ -178,7 +180,7 @@ class DistillVQ:
     def meta(self) -> dict[str, Any]:
         """What the saved index folder says about how it was made."""
         c = self.config
-        return {"trainer": FORMAT, "dataset": c.dataset, "config_hash": c.config_hash(),
+        return {"trainer": FORMAT, "dataset": self.dataset_name or c.dataset, "config_hash": c.config_hash(),
                 "teacher": {"model": str(self.encoder.path) if self.encoder else c.teacher.model,
                             "max_length": c.teacher.max_length, "pooling": "mean", "normalize": True},
                 "loss": {"name": c.loss.name, "params": c.loss.params, "teacher_temperature": c.loss.teacher_temperature,
