@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BundleError, RKDError
+from ..errors import RKDError
 from ..utils import atomic_dir
 
 FORMAT_VERSION = 1
@@ -174,18 +174,8 @@ class BM25Index:
     @classmethod
     def load(cls, src: str | Path) -> BM25Index:
         """Read a folder written by `save` (numpy only), checking its parts agree."""
-        src = Path(src)
-        for name in ("meta.json", "terms.txt", "docids.txt", "postings.npz"):
-            if not (src / name).exists():
-                raise BundleError(f"{src / name}: missing (not a saved BM25 index folder)")
-        meta = json.loads((src / "meta.json").read_text(encoding="utf-8"))
-        if meta.get("kind") != KIND or meta.get("format_version") != FORMAT_VERSION:
-            raise BundleError(f"{src / 'meta.json'}: kind/format_version {meta.get('kind')}/"
-                              f"{meta.get('format_version')} != {KIND}/{FORMAT_VERSION}")
-        terms = (src / "terms.txt").read_text(encoding="utf-8").split("\n")[:-1]
-        docids = (src / "docids.txt").read_text(encoding="utf-8").split("\n")[:-1]
-        with np.load(src / "postings.npz") as z:
-            indptr, docs, impacts = z["indptr"], z["docs"], z["impacts"]
-        if len(indptr) != len(terms) + 1 or len(docs) != len(impacts) or len(docids) != meta.get("n_docs"):
-            raise BundleError(f"{src}: terms/postings/docids sizes disagree with meta.json")
+        from .postings import read_postings_folder
+
+        meta, terms, docids, indptr, docs, impacts = read_postings_folder(src, KIND, FORMAT_VERSION, "terms.txt",
+                                                                          "BM25 index")
         return cls(terms, indptr, docs, impacts, docids, meta["tokenizer"], meta["k1"], meta["b"], meta)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BundleError, RKDError
+from ..errors import RKDError
 from ..utils import atomic_dir
 
 KIND = "impact-index"
@@ -138,18 +138,8 @@ class ImpactIndex:
     @classmethod
     def load(cls, src: str | Path) -> ImpactIndex:
         """Read a folder written by `save`, checking that its parts agree."""
-        src = Path(src)
-        for name in FILES:
-            if not (src / name).exists():
-                raise BundleError(f"{src / name}: missing (not a saved impact index folder)")
-        meta = json.loads((src / "meta.json").read_text(encoding="utf-8"))
-        if meta.get("kind") != KIND or meta.get("format_version") != FORMAT_VERSION:
-            raise BundleError(f"{src / 'meta.json'}: kind/format_version {meta.get('kind')}/"
-                              f"{meta.get('format_version')} != {KIND}/{FORMAT_VERSION}")
-        vocab = (src / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
-        docids = (src / "docids.txt").read_text(encoding="utf-8").split("\n")[:-1]
-        with np.load(src / "postings.npz") as z:
-            indptr, docs, impacts = z["indptr"], z["docs"], z["impacts"]
-        if len(indptr) != len(vocab) + 1 or len(docs) != len(impacts) or len(docids) != meta.get("n_docs"):
-            raise BundleError(f"{src}: vocab/postings/docids sizes disagree with meta.json")
+        from .postings import read_postings_folder
+
+        meta, vocab, docids, indptr, docs, impacts = read_postings_folder(src, KIND, FORMAT_VERSION, "vocab.txt",
+                                                                          "impact index")
         return cls(vocab, indptr, docs, impacts, docids, meta["scale"], meta)
