@@ -1,7 +1,6 @@
 """Built-in BM25 (numpy only): English (stemmed words) and Chinese (character bigrams or jieba) tokenisers."""
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -12,6 +11,7 @@ import numpy as np
 
 from ..errors import RKDError
 from ..utils import atomic_dir
+from .postings import read_postings_folder, write_postings_folder
 
 FORMAT_VERSION = 1
 KIND = "bm25-index"
@@ -162,20 +162,14 @@ class BM25Index:
         """Write meta.json, terms.txt, docids.txt and postings.npz atomically."""
         dest = Path(dest)
         with atomic_dir(dest) as tmp:
-            (tmp / "terms.txt").write_text("\n".join(self.terms) + "\n", encoding="utf-8")
-            (tmp / "docids.txt").write_text("\n".join(self.docids) + "\n", encoding="utf-8")
-            np.savez(tmp / "postings.npz", indptr=self.indptr, docs=self.docs, impacts=self.impacts)
             meta = {**self.meta, "kind": KIND, "format_version": FORMAT_VERSION, "tokenizer": self.tokenizer_name,
                     "k1": self.k1, "b": self.b, "n_docs": len(self.docids), "n_terms": len(self.terms)}
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
-                                           encoding="utf-8")
+            write_postings_folder(tmp, "terms.txt", self.terms, self.docids, self.indptr, self.docs, self.impacts, meta)
         return dest
 
     @classmethod
     def load(cls, src: str | Path) -> BM25Index:
         """Read a folder written by `save` (numpy only), checking its parts agree."""
-        from .postings import read_postings_folder
-
         meta, terms, docids, indptr, docs, impacts = read_postings_folder(src, KIND, FORMAT_VERSION, "terms.txt",
                                                                           "BM25 index")
         return cls(terms, indptr, docs, impacts, docids, meta["tokenizer"], meta["k1"], meta["b"], meta)

@@ -8,7 +8,6 @@ Torch-free: the server loads it with `ImpactIndex.load(dir)` and searches with `
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import numpy as np
 
 from ..errors import RKDError
 from ..utils import atomic_dir
+from .postings import read_postings_folder, write_postings_folder
 
 KIND = "impact-index"
 FORMAT_VERSION = 1
@@ -125,21 +125,15 @@ class ImpactIndex:
         """Write meta.json, vocab.txt, docids.txt and postings.npz atomically (temp folder, then rename)."""
         dest = Path(dest)
         with atomic_dir(dest) as tmp:
-            (tmp / "vocab.txt").write_text("\n".join(self.vocab) + "\n", encoding="utf-8")
-            (tmp / "docids.txt").write_text("\n".join(self.docids) + "\n", encoding="utf-8")
-            np.savez(tmp / "postings.npz", indptr=self.indptr, docs=self.docs, impacts=self.impacts)
             meta = {**self.meta, "kind": KIND, "format_version": FORMAT_VERSION, "scale": self.scale,
                     "n_docs": len(self.docids), "vocab_size": len(self.vocab),
                     "how": "impact = round(weight * scale); score = sum(q_impact * d_impact) / scale**2"}
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
-                                           encoding="utf-8")
+            write_postings_folder(tmp, "vocab.txt", self.vocab, self.docids, self.indptr, self.docs, self.impacts, meta)
         return dest
 
     @classmethod
     def load(cls, src: str | Path) -> ImpactIndex:
         """Read a folder written by `save`, checking that its parts agree."""
-        from .postings import read_postings_folder
-
         meta, vocab, docids, indptr, docs, impacts = read_postings_folder(src, KIND, FORMAT_VERSION, "vocab.txt",
                                                                           "impact index")
         return cls(vocab, indptr, docs, impacts, docids, meta["scale"], meta)

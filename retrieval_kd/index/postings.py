@@ -27,3 +27,13 @@ def read_postings_folder(src: str | Path, kind: str, version: int, terms_file: s
     if len(indptr) != len(terms) + 1 or len(docs) != len(impacts) or len(docids) != meta.get("n_docs"):
         raise BundleError(f"{src}: {terms_file.split('.')[0]}/postings/docids sizes disagree with meta.json")
     return meta, terms, docids, indptr, docs, impacts
+
+
+def write_postings_folder(tmp: Path, terms_file: str, terms: list[str], docids: list[str], indptr: np.ndarray,
+                          docs: np.ndarray, impacts: np.ndarray, meta: dict[str, Any]) -> None:
+    """Write the parts `read_postings_folder` reads into `tmp` (the caller's atomic folder)."""
+    (tmp / terms_file).write_text("\n".join(terms) + "\n", encoding="utf-8")
+    (tmp / "docids.txt").write_text("\n".join(docids) + "\n", encoding="utf-8")
+    np.savez(tmp / "postings.npz", indptr=indptr, docs=docs, impacts=impacts)
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
+                                   encoding="utf-8")

@@ -148,12 +148,7 @@ def train_tagger(examples: Sequence[Example], out: str | Path, base: str | Path 
             "pos_weight": round(float(pos_weight), 3), "unk_prob": unk_prob, "entity_mask": bool(names),
             "entity_names": len(names), "steps": steps, "device": device,
             "train_seconds": round(time.perf_counter() - t0, 1)}
-    with atomic_dir(out) as tmp:
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        (tmp / "rewriter.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        (tmp / "run_info.json").write_text(json.dumps(run_info(config), indent=2, default=str) + "\n")
-    return Path(out)
+    return _save_rewriter(out, model, tok, meta, config)
 
 
 def init_tiny_seq2seq(out: str | Path, tokenizer: str | Path | None = None, extra_tokens: Sequence[str] = (),
@@ -216,6 +211,11 @@ def train_seq2seq(examples: Sequence[Example], out: str | Path, model_path: str 
     meta: dict[str, Any] = {"kind": SEQ2SEQ_KIND, "format_version": FORMAT_VERSION, "base": str(model_path),
                             "train_examples": len(ex), "steps": step,
                             "train_seconds": round(time.perf_counter() - t0, 1)}
+    return _save_rewriter(out, model, tok, meta, config)
+
+
+def _save_rewriter(out: str | Path, model: Any, tok: Any, meta: dict[str, Any], config: Any) -> Path:
+    """Model, tokenizer, rewriter.json and run_info.json, written to a temp folder then renamed."""
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
