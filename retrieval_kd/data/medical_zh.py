@@ -89,6 +89,33 @@ def read_medicineqa(path: Path) -> tuple[list[dict], dict[str, str], Qrels]:
     return corpus, queries, qrels
 
 
+# Salt / route prefixes and cation suffixes that people drop when they name a medicine ("丁螺环酮" for
+# "盐酸丁螺环酮片", "华法林" for "华法林钠片", "皮炎平" for "999皮炎平").
+SALT_PREFIXES = ("注射用", "葡萄糖酸", "甲磺酸", "富马酸", "马来酸", "枸橼酸", "酒石酸", "琥珀酸", "苯磺酸", "氢溴酸", "苯甲酸",
+                 "盐酸", "硫酸", "醋酸", "硝酸")
+CATIONS = ("钙", "钠", "钾")
+ALIAS_FORMS = FORMS + ("注射液", "气雾剂", "滴眼液", "滴鼻液", "滴剂", "乳膏", "凝胶", "栓", "散", "膏")
+_LEAD = re.compile(r"^[0-9A-Za-z]+(?=[\u4e00-\u9fff]{2})")
+_TAIL = re.compile(r"[(（][^)）]*[)）]$")
+
+
+def aliases(name: str, min_len: int = 2) -> set[str]:
+    """Shortened forms a user may say for a database medicine name: without a leading brand number, an acid-salt
+    or route prefix, a parenthesised suffix, the dosage form, a cation ('阿托伐他汀钙片' → '阿托伐他汀')."""
+    heads = {name, _TAIL.sub("", name)}
+    heads |= {_LEAD.sub("", h) for h in heads}
+    heads |= {h[len(p):] for h in heads for p in SALT_PREFIXES if h.startswith(p)}
+    out = set(heads)
+    for h in heads:
+        for f in ALIAS_FORMS:
+            if h.endswith(f):
+                core = h[: -len(f)]
+                out.add(core)
+                if core.endswith(CATIONS) and len(core) >= 4:
+                    out.add(core[:-1])
+    return {a for a in out if len(a) >= min_len}
+
+
 def mention(drug: str, text: str) -> str | None:
     """The longest form of `drug` named in `text`: full name, else the name without its dosage form."""
     if drug in text:
@@ -107,21 +134,62 @@ EVAL_TEMPLATES = {
     "new": ["后来医生给我换成了{d}。", "现在改用{d}了。"],
     "pronoun": ["这个药", "这药", "它"],
 }
+# Neutral mentions stand in both the earlier and the later slot of training dialogues, so that the tagger learns
+# the pronoun's referent from recency (the later mention), not from wording that only the training templates use.
+_NEUTRAL = ["我在服{d}。", "大夫给开的是{d}。", "家里有{d}。", "我用的是{d}。"]
 TRAIN_TEMPLATES = {
     "intro": ["大夫让我服用{d}。", "我妈妈在服{d}。", "最近开始用{d}了。", "朋友推荐了{d}。"],
     "ack": ["嗯，您具体想问什么？", "收到，请说。"],
-    "old": ["我原来用的是{d}。", "之前服用过{d}。", "上个月在吃{d}。"],
-    "new": ["这周开始改服{d}。", "医院现在给开了{d}。", "目前在用{d}。"],
+    "old": ["我原来用的是{d}。", "之前服用过{d}。", "上个月在吃{d}。"] + _NEUTRAL,
+    "new": ["这周开始改服{d}。", "医院现在给开了{d}。", "目前在用{d}。"] + _NEUTRAL,
     "pronoun": ["该药", "这种药", "此药", "这个药"],
 }
 # Training dialogues also carry conditions (a disease named earlier, asked about by pronoun later).
+_NEUTRAL_CONDITION = ["医生说是{d}。", "我有{d}。", "查出来是{d}。"]
 TRAIN_TEMPLATES_CONDITION = {
     "intro": ["我被诊断出{d}。", "家里孩子得了{d}。", "体检查出来是{d}。"],
     "ack": TRAIN_TEMPLATES["ack"],
-    "old": ["我以前得过{d}。", "去年查出过{d}。"],
-    "new": ["这次医生说是{d}。", "现在确诊了{d}。"],
+    "old": ["我以前得过{d}。", "去年查出过{d}。"] + _NEUTRAL_CONDITION,
+    "new": ["这次医生说是{d}。", "现在确诊了{d}。"] + _NEUTRAL_CONDITION,
     "pronoun": ["这个病", "这病", "该病"],
 }
+
+
+# Training-only variation of the dialogues' surface (the eval set keeps its fixed wording): lead-ins and tails around
+# mentions, other acknowledgements, dropped acknowledgements, small talk between turns. A tagger that sees mostly
+# [UNK] for Chinese characters must learn the referent from the dialogue's structure, not one template's shape.
+TRAIN_VARIATION = {
+    "lead": ["对了，", "另外，", "嗯，", "你好，", "请问，"],
+    "tail": ["了", "，一天两次", "，效果还可以", "，吃了一个星期", "，是医院开的", "，没什么不舒服"],
+    "ack": ["行，我来帮您看看。", "了解，请继续。", "嗯。", "您说。"],
+    "chat": ["谢谢。", "我有点担心。", "最近睡得不太好。"],
+}
+
+
+def vary_dialogue(turns: list[dict], key: str, p: float = 0.5) -> list[dict]:
+    """A training dialogue with its surface varied (TRAIN_VARIATION); choices hash `key`, the question is kept."""
+    rng = random.Random(int(hashlib.sha256(("vary:" + key).encode()).hexdigest()[:12], 16))
+    v = TRAIN_VARIATION
+    if rng.random() >= p:
+        return turns
+    out: list[dict] = []
+    for t in turns[:-1]:
+        text = t["utterance"]
+        if t["role"] == "assistant":
+            r = rng.random()
+            if r < 0.3:
+                continue
+            text = rng.choice(v["ack"]) if r < 0.6 else text
+        else:
+            if rng.random() < 0.5:
+                text = rng.choice(v["lead"]) + text
+            if text.endswith("。") and rng.random() < 0.5:
+                text = text[:-1] + rng.choice(v["tail"]) + "。"
+        out.append({**t, "utterance": text})
+        if t["role"] == "user" and rng.random() < 0.2:
+            out.append({**t, "utterance": rng.choice(v["chat"])})
+    out.append(turns[-1])
+    return [{**t, "id": str(i + 1)} for i, t in enumerate(out)]
 
 
 def make_dialogues(cid: str, question: str, drug: str, said: str, drugs: list[str], templates: dict,

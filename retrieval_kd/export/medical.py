@@ -140,7 +140,7 @@ def build_medical_bundle(
         store = DocStore.build(tmp / "docstore.sqlite", ds.corpus)
         retrieval = {"retriever": "bm25", "tokenizer": tokenizer, "k1": k1, "b": b, "fusion": fusion, "depth": depth,
                      "documents": len(ds.corpus)}
-        rewriter = {k: rw_info.get(k) for k in ("kind", "mode", "boost", "threshold", "max_length", "entity_mask",
+        rewriter = {k: rw_info.get(k) for k in ("kind", "mode", "boost", "threshold", "keep", "carry", "max_length", "entity_mask",
                                                  "parity_max_abs_diff", "corrector", "source")}
         sections = {"encoder": {"file": "rewriter/rewriter.onnx", "max_length": rw_info.get("max_length")},
                     "rewriter": rewriter, "retrieval": retrieval,

@@ -102,7 +102,8 @@ def export_tagger(src: str | Path, out_dir: str | Path, atol: float = 1e-4, corr
         info = {"kind": KIND, "format_version": FORMAT_VERSION, "file": GRAPH, "output": OUTPUT,
                 "inputs": list(INPUTS), "exporter": exporter, "parity_max_abs_diff": diff, "source": str(src),
                 "pad_token": tok.pad_token, "entity_mask": bool(meta.get("entity_mask")),
-                **{k: meta[k] for k in ("threshold", "mode", "boost", "max_length")}}
+                **{k: meta[k] for k in ("threshold", "mode", "boost", "max_length")},
+                "keep": meta.get("keep", "terms"), "carry": bool(meta.get("carry", False))}
         if corrector is not None:
             (tmp / "corrector.json").write_text(json.dumps(corrector.to_json(), ensure_ascii=False) + "\n",
                                                 encoding="utf-8")
@@ -132,6 +133,7 @@ class OnnxRewriter:
         self.threshold = float(threshold if threshold is not None else self.meta["threshold"])
         self.mode = mode or self.meta["mode"]
         self.boost = int(boost if boost is not None else self.meta["boost"])
+        self.keep, self.carry = self.meta.get("keep", "terms"), bool(self.meta.get("carry", False))
         self.corrector = None
         if self.meta.get("corrector"):
             data = json.loads((folder / self.meta["corrector"]).read_text(encoding="utf-8"))
@@ -151,8 +153,8 @@ class OnnxRewriter:
                 for (text, spans, ents), e, p in zip(laid, encs, probs)]
 
     def rewrite_batch(self, dialogues: Sequence[Dialogue]) -> list[list[str]]:
-        return [finish(d, text, spans, cp, ents, self.threshold, self.mode, self.boost, self.corrector)
-                for d, (text, spans, cp, ents) in zip(dialogues, self.tag(dialogues))]
+        return [finish(d, text, spans, cp, ents, self.threshold, self.mode, self.boost, self.corrector, self.keep,
+                       self.carry) for d, (text, spans, cp, ents) in zip(dialogues, self.tag(dialogues))]
 
     def rewrite(self, dialogue: Dialogue) -> list[str]:
         return self.rewrite_batch([dialogue])[0]

@@ -29,6 +29,7 @@ class TrainParams(StrictModel):
     add_cjk: bool = False  # add CJK characters of the training data to the tokenizer (zh)
     unk_prob: float = 0.0  # word dropout to [UNK]: unseen medicine names must be judged from their context
     mask_entities: bool = False  # zh: medicine names mined from the training texts become [MASK] (see tagging.py)
+    entity_weight: float = 1.0  # loss weight of [MASK]ed entity tokens (which entity to carry)
     seed: int = 0
     device: str | None = None  # None: cuda when available, else cpu
 
@@ -41,6 +42,8 @@ class TrainRewriterConfig(StrictModel):
     train: TrainParams = TrainParams()
     mode: Literal["append", "replace", "both"] = "append"  # appending kept words beat replacing the question
     boost: int = 2
+    keep: Literal["terms", "entities"] = "terms"  # extractive: all kept words, or only masked entities (zh)
+    carry: bool = False  # keep='entities': a question keeping no entity carries the history's most probable one
     out: str
 
 
@@ -105,7 +108,8 @@ def train_rewriter(cfg: TrainRewriterConfig, log=print) -> Path:
     if cfg.student == "extractive":
         return train_tagger(examples, cfg.out, base=cfg.base, epochs=p.epochs, batch_size=p.batch_size, lr=p.lr,
                             max_length=p.max_length, add_cjk=p.add_cjk, seed=p.seed, mode=cfg.mode, boost=cfg.boost,
-                            unk_prob=p.unk_prob, names=names, device=p.device, config=cfg.model_dump(), log=log)
+                            keep=cfg.keep, carry=cfg.carry, unk_prob=p.unk_prob,
+                            entity_weight=p.entity_weight, names=names, device=p.device, config=cfg.model_dump(), log=log)
     base = cfg.base
     if not base and cfg.tiny_seq2seq:
         extra = cjk_chars(examples) if p.add_cjk else []

@@ -4,11 +4,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from ..data.medical_zh import ASPECT_WORDS, FORMS
+from ..data.medical_zh import ASPECT_WORDS, aliases
 from ..index.bm25 import STOPWORDS, stem
 
 SEP = " [SEP] "
@@ -36,16 +37,10 @@ Entities = list[tuple[int, int, str]]  # (start, end, original text) of each mas
 
 
 def find_mentions(text: str, names: Sequence[str]) -> list[tuple[int, int]]:
-    """Non-overlapping spans naming one of `names` (full name, or the name without its dosage form), longest first."""
-    forms = set()
-    for n in names:
-        forms.add(n)
-        for f in FORMS:
-            if n.endswith(f) and len(n) - len(f) >= 2:
-                forms.add(n[: -len(f)])
+    """Non-overlapping spans naming one of `names` (the full name or a shortened form, see `aliases`), longest first."""
     taken = np.zeros(len(text), dtype=bool)
     spans = []
-    for form in sorted(forms, key=len, reverse=True):
+    for form in _alias_forms(tuple(names)):
         start = text.find(form)
         while start >= 0:
             end = start + len(form)
@@ -54,6 +49,11 @@ def find_mentions(text: str, names: Sequence[str]) -> list[tuple[int, int]]:
                 spans.append((start, end))
             start = text.find(form, end)
     return sorted(spans)
+
+
+@lru_cache(maxsize=8)
+def _alias_forms(names: tuple[str, ...]) -> list[str]:
+    return sorted({a for n in names for a in aliases(n)}, key=lambda a: (-len(a), a))
 
 
 def mask_entities(text: str, names: Sequence[str]) -> tuple[str, list[tuple[int, int, str]]]:
@@ -244,10 +244,40 @@ def _edits1(w: str) -> set[str]:
             | {a + c + b[1:] for a, b in splits if b for c in letters} | {a + c + b for a, b in splits for c in letters})
 
 
+def kept_entities(spans: Sequence[tuple[int, int]], cprobs: np.ndarray, entities: Entities, threshold: float = 0.5,
+                  carry: bool = True) -> list[str]:
+    """Masked entities to search for: those of the question kept by the tagger, plus at most one from the history.
+
+    Of the history entities the tagger keeps, the newest is carried (the layout puts newer turns first: a pronoun
+    refers to the latest medicine named); when it keeps none and the question keeps none either, `carry` takes the
+    most probable history entity anyway ('what are its side effects?' must refer to something).
+    """
+    q_end = spans[0][1] if spans else 0
+    scored = [(float(cprobs[s:e].max()) if e > s else 0.0, s, orig) for s, e, orig in entities]
+    out = [orig for p, s, orig in scored if s < q_end and p >= threshold]
+    history = sorted((x for x in scored if x[1] >= q_end), key=lambda x: x[1])  # newest first
+    kept = [orig for p, _, orig in history if p >= threshold]
+    if kept:
+        out.append(kept[0])
+    elif carry and history and not out:
+        out.append(max(history, key=lambda x: (x[0], -x[1]))[2])  # ties: the newest
+    return list(dict.fromkeys(out))
+
+
 def finish(dialogue: Dialogue, text: str, spans: Sequence[tuple[int, int]], cprobs: np.ndarray,
-           entities: Entities, threshold: float, mode: str, boost: int, corrector: Corrector | None) -> list[str]:
-    """Tag probabilities → kept terms (corrected, + linked aspects) → queries: the students' shared last step."""
-    terms = kept_terms(text, spans, cprobs, threshold, entities=entities)
+           entities: Entities, threshold: float, mode: str, boost: int, corrector: Corrector | None,
+           keep: str = "terms", carry: bool = False) -> list[str]:
+    """Tag probabilities → kept terms (corrected, + linked aspects) → queries: the students' shared last step.
+
+    keep='terms': every kept word, CJK run and entity; keep='entities': only the masked entities (`kept_entities`),
+    for databases searched by name + aspect, where kept question fragments only repeat the question.
+    """
+    if keep == "terms":
+        terms = kept_terms(text, spans, cprobs, threshold, entities=entities)
+    elif keep == "entities":
+        terms = kept_entities(spans, cprobs, entities, threshold, carry)
+    else:
+        raise ValueError(f"keep must be terms or entities, got {keep!r}")
     question = last_user(dialogue)
     if corrector is not None:
         terms = list(dict.fromkeys([corrector.correct(t) for t in terms] + corrector.aspects(question)))

@@ -81,6 +81,7 @@ class ExtractiveRewriter:
         self.threshold = float(threshold if threshold is not None else meta.get("threshold", 0.5))
         self.mode = mode or meta.get("mode", "append")
         self.boost = int(boost if boost is not None else meta.get("boost", 2))
+        self.keep, self.carry = meta.get("keep", "terms"), bool(meta.get("carry", False))
         self.corrector = corrector
         self._torch = torch
 
@@ -106,8 +107,8 @@ class ExtractiveRewriter:
         return out
 
     def rewrite_batch(self, dialogues: Sequence[Dialogue]) -> list[list[str]]:
-        return [finish(d, text, spans, cp, ents, self.threshold, self.mode, self.boost, self.corrector)
-                for d, (text, spans, cp, ents) in zip(dialogues, self.tag(dialogues))]
+        return [finish(d, text, spans, cp, ents, self.threshold, self.mode, self.boost, self.corrector, self.keep,
+                       self.carry) for d, (text, spans, cp, ents) in zip(dialogues, self.tag(dialogues))]
 
     def rewrite(self, dialogue: Dialogue) -> list[str]:
         return self.rewrite_batch([dialogue])[0]

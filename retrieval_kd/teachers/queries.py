@@ -94,7 +94,9 @@ def zh_dialogue_examples(consult, exclude: Iterable[str] = (), limit: int | None
 
     Names are mined from the consultations themselves (names overlapping `exclude`, e.g. the eval database's
     medicines, are dropped); each title naming exactly one becomes a 'pronoun' and a 'distractor' dialogue
-    (TRAIN_TEMPLATES wording, disjoint from the eval set's) whose teacher query is the title. Each example lists
+    (TRAIN_TEMPLATES wording, disjoint from the eval set's, half of them varied by `vary_dialogue`) whose teacher
+    query is the title, plus a 'named' one: another medicine named first, then the title asked as it is, so that
+    a medicine named earlier is not carried into a question that names its own. Each example lists
     the entity names it mentions ("names"), which training [MASK]s like the database's medicine names at test time.
     """
     from ..data.medical_zh import (
@@ -103,6 +105,7 @@ def zh_dialogue_examples(consult, exclude: Iterable[str] = (), limit: int | None
         make_dialogues,
         mine_condition_names,
         mine_drug_names,
+        vary_dialogue,
     )
 
     convs = consult.conversations
@@ -117,8 +120,13 @@ def zh_dialogue_examples(consult, exclude: Iterable[str] = (), limit: int | None
             named = [d for d in names if d in title]
             named = [d for d in named if not any(d != o and d in o for o in named)]
             if len(named) == 1:
-                for conv in make_dialogues(c["id"], title, named[0], named[0], names, templates):
+                convs = make_dialogues(c["id"], title, named[0], named[0], names, templates)
+                dist = convs[-1]  # another medicine named first, then the title asked with its own name:
+                convs.append({**dist, "id": f"{c['id']}-named", "variant": "named",  # the earlier one is not searched
+                              "turns": dist["turns"][:2] + [{**dist["turns"][-1], "id": "3", "utterance": title}]})
+                for conv in convs:
                     ents = [conv["drug"]] + ([conv["distractor"]] if "distractor" in conv else [])
+                    conv = {**conv, "turns": vary_dialogue(conv["turns"], conv["id"])}
                     out.append({"id": conv["id"], "dialogue": dialogue_of(conv), "queries": [title],
                                 "names": ents})
                 break

@@ -28,47 +28,58 @@ def cjk_chars(examples: Sequence[Example], min_count: int = 2) -> list[str]:
 
 
 def encode(tokenizer, examples: Sequence[Example], max_length: int,
-           names: Sequence[str] = ()) -> list[tuple[list[int], list[int]]]:
-    """(input ids, token labels) per example; labels = tokens whose characters occur in the teacher queries.
+           names: Sequence[str] = ()) -> list[tuple[list[int], list[int], list[int]]]:
+    """(input ids, token labels, entity flags) per example; labels = tokens whose characters occur in the teacher
+    queries.
 
-    With `names`, mentions are [MASK]ed and labelled as a whole (kept when the teacher query names them).
+    With `names`, mentions are [MASK]ed and labelled as a whole (kept when the teacher query names them); their
+    tokens are flagged (they can weigh more in the loss, and the entity threshold is chosen on them).
     """
     out = []
     for e in examples:
         text, _, ents = layout(e["dialogue"], names) if names else (*layout(e["dialogue"]), [])
         enc = tokenizer(text, truncation=True, max_length=max_length, return_offsets_mapping=True)
         labels = token_labels(enc["offset_mapping"], keep_mask(text, e["queries"], ents))
-        out.append((enc["input_ids"], labels.tolist()))
+        is_ent = np.zeros(len(text), dtype=np.int8)
+        for s, t, _ in ents:
+            is_ent[s:t] = 1
+        flags = [int(t > s and bool(is_ent[s:t].any())) for s, t in enc["offset_mapping"]]
+        out.append((enc["input_ids"], labels.tolist(), flags))
     return out
 
 
 def _batches(data, batch_size: int, rng: random.Random, pad_id: int, unk_id: int | None = None,
-             unk_prob: float = 0.0):
-    """Padded (ids, mask, labels) batches; with `unk_prob`, word dropout turns that share of tokens into [UNK]."""
+             unk_prob: float = 0.0, mask_id: int | None = None):
+    """Padded (ids, mask, labels, entity flags) batches; with `unk_prob`, word dropout turns that share of tokens into
+    [UNK] ([MASK]ed entities excepted: they stand for names, not words)."""
     import torch
 
     order = list(range(len(data)))
     rng.shuffle(order)
     for s in range(0, len(order), batch_size):
         chunk = [data[i] for i in order[s : s + batch_size]]
-        n = max(len(ids) for ids, _ in chunk)
-        ids = torch.tensor([x + [pad_id] * (n - len(x)) for x, _ in chunk])
-        lab = torch.tensor([y + [-100] * (n - len(y)) for _, y in chunk])
+        n = max(len(x[0]) for x in chunk)
+        ids = torch.tensor([x + [pad_id] * (n - len(x)) for x, _, _ in chunk])
+        lab = torch.tensor([y + [-100] * (n - len(y)) for _, y, _ in chunk])
+        ent = torch.tensor([f + [0] * (n - len(f)) for _, _, f in chunk])
         mask = (ids != pad_id).long()
         if unk_prob > 0 and unk_id is not None:
             drop = (torch.rand(ids.shape, generator=torch.Generator().manual_seed(rng.randrange(2**31))) < unk_prob)
-            ids = torch.where(drop & (lab != -100), torch.full_like(ids, unk_id), ids)
-        yield ids, mask, lab
+            drop &= (lab != -100) & (ids != mask_id) if mask_id is not None else lab != -100
+            ids = torch.where(drop, torch.full_like(ids, unk_id), ids)
+        yield ids, mask, lab, ent
 
 
-def _scores(model, data, batch_size: int, pad_id: int, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+def _scores(model, data, batch_size: int, pad_id: int, device: str = "cpu",
+            entities_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out (keep probability, label) of every labelled token, or of the entity tokens only."""
     import torch
 
     probs, labels = [], []
     with torch.inference_mode():
-        for ids, mask, lab in _batches(data, batch_size, random.Random(0), pad_id):
+        for ids, mask, lab, ent in _batches(data, batch_size, random.Random(0), pad_id):
             p = torch.sigmoid(model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[..., 0]).cpu()
-            keep = lab != -100
+            keep = (lab != -100) & (ent == 1) if entities_only else lab != -100
             probs.append(p[keep].float().numpy())
             labels.append(lab[keep].numpy())
     return (np.concatenate(probs), np.concatenate(labels)) if probs else (np.zeros(0), np.zeros(0))
@@ -88,9 +99,9 @@ def best_threshold(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]
 
 def train_tagger(examples: Sequence[Example], out: str | Path, base: str | Path | None = None, epochs: int = 1,
                  batch_size: int = 16, lr: float = 5e-5, max_length: int = 128, add_cjk: bool = False,
-                 heldout: float = 0.1, seed: int = 0, mode: str = "append", boost: int = 2, unk_prob: float = 0.0,
-                 names: Sequence[str] = (), device: str | None = None, config: dict | None = None,
-                 log=print) -> Path:
+                 heldout: float = 0.1, seed: int = 0, mode: str = "append", boost: int = 2, keep: str = "terms",
+                 carry: bool = False, unk_prob: float = 0.0, entity_weight: float = 1.0, names: Sequence[str] = (),
+                 device: str | None = None, config: dict | None = None, log=print) -> Path:
     """Fine-tune MiniLM (or `base`) as a token tagger on teacher-query labels; saves an HF folder + rewriter.json."""
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
@@ -114,10 +125,10 @@ def train_tagger(examples: Sequence[Example], out: str | Path, base: str | Path 
     rng.shuffle(ex)
     n_dev = max(1, int(len(ex) * heldout))
     dev, train = encode(tok, ex[:n_dev], max_length, names), encode(tok, ex[n_dev:], max_length, names)
-    pos = sum(int(v == 1) for _, y in train for v in y)
-    neg = sum(int(v == 0) for _, y in train for v in y)
+    pos = sum(int(v == 1) for _, y, _ in train for v in y)
+    neg = sum(int(v == 0) for _, y, _ in train for v in y)
     pos_weight = torch.tensor(min(neg / max(pos, 1), 10.0))
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(device))
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(device), reduction="none")
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     steps = epochs * ((len(train) + batch_size - 1) // batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, steps // 10))
@@ -125,11 +136,13 @@ def train_tagger(examples: Sequence[Example], out: str | Path, base: str | Path 
     t0, step = time.perf_counter(), 0
     model.train()
     for ep in range(epochs):
-        for ids, mask, lab in _batches(train, batch_size, rng, tok.pad_token_id, tok.unk_token_id, unk_prob):
+        for ids, mask, lab, ent in _batches(train, batch_size, rng, tok.pad_token_id, tok.unk_token_id, unk_prob,
+                                            tok.mask_token_id):
             ids, mask, lab = ids.to(device), mask.to(device), lab.to(device)
+            wts = 1.0 + (entity_weight - 1.0) * ent.to(device).float()
             logits = model(input_ids=ids, attention_mask=mask).logits[..., 0]
-            keep = lab != -100
-            loss = loss_fn(logits[keep], lab[keep].float())
+            on = lab != -100
+            loss = (loss_fn(logits[on], lab[on].float()) * wts[on]).sum() / wts[on].sum()
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -139,14 +152,16 @@ def train_tagger(examples: Sequence[Example], out: str | Path, base: str | Path 
             if step % 50 == 0 or step == steps:
                 log(f"epoch {ep + 1} step {step}/{steps} loss {loss.item():.4f} ({time.perf_counter() - t0:.0f}s)")
     model.eval()
-    thr, f1 = best_threshold(*_scores(model, dev, batch_size, tok.pad_token_id, device))
+    by_entity = keep == "entities" and bool(names)  # only entities are emitted: choose their threshold on them
+    thr, f1 = best_threshold(*_scores(model, dev, batch_size, tok.pad_token_id, device, by_entity))
     model.to("cpu")
-    log(f"held-out token F1 {f1:.3f} at threshold {thr}")
+    log(f"held-out {'entity ' if by_entity else ''}token F1 {f1:.3f} at threshold {thr}")
     meta = {"kind": TAGGER_KIND, "format_version": FORMAT_VERSION, "base": str(base_path), "threshold": thr,
-            "mode": mode, "boost": boost, "max_length": max_length, "added_cjk_tokens": added,
-            "train_examples": len(train), "heldout_examples": len(dev), "heldout_token_f1": round(f1, 4),
-            "pos_weight": round(float(pos_weight), 3), "unk_prob": unk_prob, "entity_mask": bool(names),
-            "entity_names": len(names), "steps": steps, "device": device,
+            "mode": mode, "boost": boost, "keep": keep, "carry": carry, "max_length": max_length,
+            "added_cjk_tokens": added, "train_examples": len(train), "heldout_examples": len(dev),
+            "heldout_token_f1": round(f1, 4), "threshold_on": "entities" if by_entity else "tokens",
+            "pos_weight": round(float(pos_weight), 3), "unk_prob": unk_prob, "entity_weight": entity_weight,
+            "entity_mask": bool(names), "entity_names": len(names), "steps": steps, "device": device,
             "train_seconds": round(time.perf_counter() - t0, 1)}
     return _save_rewriter(out, model, tok, meta, config)
 

@@ -93,6 +93,11 @@ def test_liveqa_train_and_zh_training_sets(shared_data):
     for e in syn:
         text = " ".join(t["text"] for t in e["dialogue"])
         assert not any(n in text for n in mqa_names if len(n) >= 3), e
+        assert all(n in text for n in e["names"]) and e["dialogue"][-1]["role"] == "user"
+    # half the dialogues have their surface varied (lead-ins, tails, other or no acknowledgements, small talk)
+    varied = sum(not any(t["text"] in TRAIN_TEMPLATES["ack"] for t in e["dialogue"]) or len(e["dialogue"]) not in (3, 5)
+                 for e in syn)
+    assert 0.2 * len(syn) < varied < 0.8 * len(syn)
 
 
 def test_jsonl_teacher_queries_roundtrip_and_errors(tmp_path):

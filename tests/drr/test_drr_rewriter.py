@@ -54,6 +54,10 @@ def test_tagger_learns_teacher_terms_and_carries_the_entity(tagger):
     hits = [e["queries"][0].split()[0] in q[0].split() for e, q in zip(test, queries)]
     assert np.mean(hits) >= 0.9, queries  # the medicine from turn 1 is carried into the query, unseen ones too
     assert queries[0][0].startswith(test[0]["dialogue"][-1]["text"])  # appended, not replaced
+    rw.keep, rw.carry = "entities", True  # only the carried medicine is appended
+    queries = rw.rewrite_batch([e["dialogue"] for e in test])
+    assert np.mean([q[0] == f"{e['dialogue'][-1]['text']} {e['queries'][0].split()[0]} {e['queries'][0].split()[0]}"
+                    for e, q in zip(test, queries)]) >= 0.9, queries
 
 
 def test_onnx_export_parity_and_torch_free_runtime(tagger, tmp_path):

@@ -11,6 +11,7 @@ from retrieval_kd.pipeline.tagging import (
     find_mentions,
     finish,
     keep_mask,
+    kept_entities,
     kept_terms,
     last_user,
     layout,
@@ -106,3 +107,34 @@ def test_entity_masking_labels_and_terms():
     c = Corrector(names=names, aspects={"副作用": "不良反应", "作用": "适应症"})
     assert c.aspects("这个药有什么副作用？") == ["不良反应"]  # the longer wording wins
     assert finish(DIALOGUE, text, spans, cp, ents, 0.5, "append", 1, c) == ["这个药有什么副作用？ 副作用 氯吡格雷片 不良反应"]
+
+
+def test_shortened_names_are_found():
+    names = ["999皮炎平", "盐酸丁螺环酮片", "阿托伐他汀钙片", "华法林钠片", "碳酸钙D3咀嚼片(II)", "氯化钾片"]
+    text = "皮炎平、丁螺环酮、阿托伐他汀、华法林、碳酸钙D3、氯化钾和氯化钠"
+    assert [text[s:e] for s, e in find_mentions(text, names)] == ["皮炎平", "丁螺环酮", "阿托伐他汀", "华法林",
+                                                                  "碳酸钙D3", "氯化钾"]
+    assert find_mentions("氯化钠注射液", ["氯化钾片"]) == []  # '氯化' alone is not an alias: too short after the cation
+
+
+def test_kept_entities_question_first_then_one_carried():
+    names = ["阿司匹林肠溶片", "氯吡格雷片"]
+    text, spans, ents = layout(DIALOGUE, names)  # question names no medicine; history: 氯吡格雷片 (newer), 阿司匹林
+    (s1, e1, _), (s2, e2, _) = ents
+    cp = np.zeros(len(text), dtype=np.float32)
+    cp[s1:e1], cp[s2:e2] = 0.3, 0.2
+    assert kept_entities(spans, cp, ents, 0.5, carry=False) == []
+    assert kept_entities(spans, cp, ents, 0.5, carry=True) == ["氯吡格雷片"]  # the more probable one, below threshold
+    cp[s2:e2] = 0.9
+    assert kept_entities(spans, cp, ents, 0.5) == ["阿司匹林"]  # the only kept history entity
+    cp[s1:e1] = 0.8
+    assert kept_entities(spans, cp, ents, 0.5) == ["氯吡格雷片"]  # at most one: the newest kept
+    d = [{"role": "user", "text": "我在吃阿司匹林。"}, {"role": "user", "text": "氯吡格雷片能一起吃吗？"}]
+    text, spans, ents = layout(d, names)
+    cp = np.full(len(text), 0.9, dtype=np.float32)
+    assert kept_entities(spans, cp, ents, 0.5) == ["氯吡格雷片", "阿司匹林"]  # the question's own, then history
+    c = Corrector(names=names, aspects={"一起吃": "药物相互作用"})
+    assert finish(d, text, spans, cp, ents, 0.5, "append", 1, c, keep="entities", carry=True) == [
+        "氯吡格雷片能一起吃吗？ 氯吡格雷片 阿司匹林 药物相互作用"]
+    with pytest.raises(ValueError, match="keep"):
+        finish(d, text, spans, cp, ents, 0.5, "append", 1, c, keep="all")
