@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BundleError, RKDError
-from ..pipeline.tagging import Corrector, Dialogue, char_probs, finish, layout
+from ..pipeline.tagging import Corrector, Dialogue, TaggerRewriter, char_probs, layout
 from ..utils import atomic_dir, run_info
 from .runtime import OnnxEncoder, RuntimeOptions
 
@@ -113,7 +113,7 @@ def export_tagger(src: str | Path, out_dir: str | Path, atol: float = 1e-4, corr
     return info
 
 
-class OnnxRewriter:
+class OnnxRewriter(TaggerRewriter):
     """Torch-free extractive rewriter: tokenizers + onnxruntime + the numpy post-processing."""
 
     name = "extractive-onnx"
@@ -152,9 +152,3 @@ class OnnxRewriter:
         return [(text, spans, char_probs(len(text), e.offsets, p), ents)
                 for (text, spans, ents), e, p in zip(laid, encs, probs)]
 
-    def rewrite_batch(self, dialogues: Sequence[Dialogue]) -> list[list[str]]:
-        return [finish(d, text, spans, cp, ents, self.threshold, self.mode, self.boost, self.corrector, self.keep,
-                       self.carry) for d, (text, spans, cp, ents) in zip(dialogues, self.tag(dialogues))]
-
-    def rewrite(self, dialogue: Dialogue) -> list[str]:
-        return self.rewrite_batch([dialogue])[0]

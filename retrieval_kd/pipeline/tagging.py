@@ -284,6 +284,27 @@ def finish(dialogue: Dialogue, text: str, spans: Sequence[tuple[int, int]], cpro
     return make_queries(question, terms, mode, boost)
 
 
+class TaggerRewriter:
+    """The last step both tagger runtimes share (torch, ONNX): `tag` (their own) → `finish` for each dialogue."""
+
+    threshold: float
+    mode: str
+    boost: int
+    corrector: Corrector | None
+    keep: str = "terms"
+    carry: bool = False
+
+    def tag(self, dialogues: Sequence[Dialogue]) -> list[tuple[str, list, np.ndarray, list]]:
+        raise NotImplementedError
+
+    def rewrite_batch(self, dialogues: Sequence[Dialogue]) -> list[list[str]]:
+        return [finish(d, text, spans, cp, ents, self.threshold, self.mode, self.boost, self.corrector, self.keep,
+                       self.carry) for d, (text, spans, cp, ents) in zip(dialogues, self.tag(dialogues))]
+
+    def rewrite(self, dialogue: Dialogue) -> list[str]:
+        return self.rewrite_batch([dialogue])[0]
+
+
 def make_queries(question: str, terms: Sequence[str], mode: str = "append", boost: int = 2) -> list[str]:
     """Keyword queries from kept terms: 'append' (question + terms×boost), 'replace' (terms), 'both'."""
     keywords = " ".join(terms)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import RKDError
-from ..pipeline.tagging import Corrector, Dialogue, char_probs, finish, last_user, layout, turn_text
+from ..pipeline.tagging import Corrector, Dialogue, TaggerRewriter, char_probs, last_user, layout, turn_text
 
 _CJK_SPACE = re.compile(r"(?<=[\u3400-\u9fff]) (?=[\u3400-\u9fff])")
 TAGGER_KIND = "rewriter-tagger"
@@ -61,7 +61,7 @@ class LinkedRecency:
         return make_queries(question, found + self.corrector.aspects(question), "append", self.boost)
 
 
-class ExtractiveRewriter:
+class ExtractiveRewriter(TaggerRewriter):
     """Token tagger on a BERT body: keeps the dialogue terms a teacher would search for, emits keyword queries."""
 
     name = "extractive"
@@ -105,13 +105,6 @@ class ExtractiveRewriter:
             for (text, spans, ents), off, p in zip(laid, offsets, probs):
                 out.append((text, spans, char_probs(len(text), off, p), ents))
         return out
-
-    def rewrite_batch(self, dialogues: Sequence[Dialogue]) -> list[list[str]]:
-        return [finish(d, text, spans, cp, ents, self.threshold, self.mode, self.boost, self.corrector, self.keep,
-                       self.carry) for d, (text, spans, cp, ents) in zip(dialogues, self.tag(dialogues))]
-
-    def rewrite(self, dialogue: Dialogue) -> list[str]:
-        return self.rewrite_batch([dialogue])[0]
 
 
 class Seq2SeqRewriter:
