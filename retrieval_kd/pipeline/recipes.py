@@ -44,6 +44,7 @@ class TrainRewriterConfig(StrictModel):
     boost: int = 2
     keep: Literal["terms", "entities"] = "terms"  # extractive: all kept words, or only masked entities (zh)
     carry: bool = False  # keep='entities': a question keeping no entity carries the history's most probable one
+    #                      (otherwise only a history entity the tagger keeps is carried: the newest)
     out: str
 
 
