@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataFormatError, DataNotFoundError
-from .dataset import Dataset, Qrels, read_trec_qrels_lines
+from .dataset import Dataset, Qrels, read_jsonl, read_trec_qrels_lines
 from .registry import register
 
 RAW = "cast"
@@ -234,15 +234,7 @@ def read_ikat2023(root: Path) -> tuple[list[Conversation], dict[str, str]]:
         convs.append({"id": str(num), "collection": "ikat2023", "title": clean(c.get("title", "")),
                       "ptkb": c.get("ptkb", {}), "turns": turns})
     passages = {}
-    if not pp.exists():
-        raise DataNotFoundError(f"{pp}: file not found")
-    for i, line in enumerate(pp.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataFormatError(pp, f"invalid JSON: {e.msg} (column {e.colno})", line=i) from None
+    for i, rec in read_jsonl(pp):
         for key in ("doc_id", "passage_id", "passage_text"):
             if key not in rec:
                 raise DataFormatError(pp, f"missing '{key}'", line=i, field=key)

@@ -161,6 +161,18 @@ def _read_lines(src: Path, name: str, optional: bool = False) -> Iterable[tuple[
                 yield path, i, line
 
 
+def read_jsonl(path: str | Path, what: str = "file") -> Iterable[tuple[int, Any]]:
+    """(line number, record) of each non-blank line of a JSONL file; a missing file or a malformed line is an
+    error naming the file (as `what`), line and column."""
+    path = Path(path)
+    if not path.exists():
+        raise DataNotFoundError(f"{path}: {what} not found")
+    with open(path, encoding="utf-8") as fh:
+        for i, line in enumerate(fh, 1):
+            if line.strip():
+                yield i, _parse_json(path, i, line)
+
+
 def _parse_json(path: Path, line_no: int, line: str) -> Any:
     try:
         return json.loads(line)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import random
 import re
 from collections import Counter
@@ -13,7 +12,7 @@ from pathlib import Path
 
 from ..errors import DataFormatError
 from .classic import need
-from .dataset import Dataset, Qrels
+from .dataset import Dataset, Qrels, read_jsonl
 from .registry import register
 
 MQA_FILE = "medicineqa_pulse/MedicineQA_RAG.jsonl"
@@ -68,24 +67,17 @@ def read_medicineqa(path: Path) -> tuple[list[dict], dict[str, str], Qrels]:
     ids: dict[tuple[str, str, str], str] = {}
     queries: dict[str, str] = {}
     qrels: Qrels = {}
-    with open(need(path), encoding="utf-8") as fh:
-        for i, line in enumerate(fh):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataFormatError(path, f"invalid JSON: {e.msg}", line=i + 1) from None
-            records, question = parse_prompt(row.get("question", ""), path, i + 1)
-            qid = f"mqa_rag_{i:03d}"
-            queries[qid] = question
-            for r in records:
-                key = (r["drug"], r["attribute"], r["text"])
-                if key not in ids:
-                    ids[key] = f"rec{len(ids) + 1:04d}"
-                    corpus.append({"id": ids[key], "contents": f"{r['drug']}\n{r['attribute']}:{r['text']}",
-                                   "drug": r["drug"], "attribute": r["attribute"]})
-                qrels.setdefault(qid, {})[ids[key]] = 1
+    for line_no, row in read_jsonl(path):
+        records, question = parse_prompt(row.get("question", ""), path, line_no)
+        qid = f"mqa_rag_{line_no - 1:03d}"
+        queries[qid] = question
+        for r in records:
+            key = (r["drug"], r["attribute"], r["text"])
+            if key not in ids:
+                ids[key] = f"rec{len(ids) + 1:04d}"
+                corpus.append({"id": ids[key], "contents": f"{r['drug']}\n{r['attribute']}:{r['text']}",
+                               "drug": r["drug"], "attribute": r["attribute"]})
+            qrels.setdefault(qid, {})[ids[key]] = 1
     return corpus, queries, qrels
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..data.dataset import read_jsonl
 from ..errors import DataFormatError, DataNotFoundError
 from ..utils import atomic_file
 
@@ -54,23 +55,14 @@ def liveqa_focus_queries(root: Path) -> dict[str, list[str]]:
 def read_jsonl_queries(path: str | Path) -> dict[str, list[str]]:
     """Any JSONL of teacher queries: lines {"id": ..., "queries": [str, ...]}; errors name line and field."""
     path = Path(path)
-    if not path.exists():
-        raise DataNotFoundError(f"{path}: teacher-query file not found")
     out: dict[str, list[str]] = {}
-    with open(path, encoding="utf-8") as fh:
-        for i, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataFormatError(path, f"invalid JSON: {e.msg}", line=i) from None
-            if not isinstance(row, dict) or "id" not in row:
-                raise DataFormatError(path, "needs an 'id'", line=i, field="id")
-            qs = row.get("queries")
-            if not isinstance(qs, list) or not all(isinstance(q, str) for q in qs):
-                raise DataFormatError(path, "must be a list of strings", line=i, field="queries")
-            out[str(row["id"])] = [q for q in qs if q.strip()]
+    for i, row in read_jsonl(path, "teacher-query file"):
+        if not isinstance(row, dict) or "id" not in row:
+            raise DataFormatError(path, "needs an 'id'", line=i, field="id")
+        qs = row.get("queries")
+        if not isinstance(qs, list) or not all(isinstance(q, str) for q in qs):
+            raise DataFormatError(path, "must be a list of strings", line=i, field="queries")
+        out[str(row["id"])] = [q for q in qs if q.strip()]
     return out
 
 

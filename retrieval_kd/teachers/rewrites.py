@@ -17,13 +17,13 @@ In all three, the candidate documents come from the union of the teachers' top-r
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataFormatError, DataNotFoundError
+from ..data.dataset import read_jsonl
+from ..errors import ConfigError, DataFormatError
 
 AGGREGATIONS = ("mean", "mixture", "union")
 FIELDS = {"manual": "manual", "human": "manual", "automatic": "automatic"}
@@ -32,16 +32,8 @@ FIELDS = {"manual": "manual", "human": "manual", "automatic": "automatic"}
 def read_rewrites_jsonl(path: str | Path) -> dict[str, str]:
     """{turn id: rewrite} from a JSONL file of {"id", "rewrite"} records."""
     path = Path(path)
-    if not path.exists():
-        raise DataNotFoundError(f"{path}: rewrites file not found")
     out = {}
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataFormatError(path, f"invalid JSON: {e.msg} (column {e.colno})", line=i) from None
+    for i, rec in read_jsonl(path, "rewrites file"):
         for key in ("id", "rewrite"):
             if not isinstance(rec, dict) or not isinstance(rec.get(key), str):
                 raise DataFormatError(path, f"each line needs a string '{key}'", line=i, field=key)

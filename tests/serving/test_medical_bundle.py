@@ -36,20 +36,11 @@ def _split(mr):
 
 
 @pytest.fixture(scope="module")
-def tagger(mqa, minilm_path, tmp_path_factory) -> Path:
-    """A 2-layer, 32-wide BERT (MiniLM's tokenizer, built from a config) trained briefly by `train_tagger`."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
+def tagger(mqa, tiny_bert, tmp_path_factory) -> Path:
+    """The tiny BERT (tests/conftest.py) trained briefly by `train_tagger`."""
     from retrieval_kd.trainers.rewriter import train_tagger
 
-    torch.manual_seed(0)
-    base = tmp_path_factory.mktemp("tiny-bert")
-    tok = AutoTokenizer.from_pretrained(minilm_path)
-    cfg = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=512)
-    BertModel(cfg).save_pretrained(base)
-    tok.save_pretrained(base)
+    base = tiny_bert
     ds, mr = mqa
     train, _ = _split(mr)
     names = sorted({d["drug"] for d in ds.corpus})
