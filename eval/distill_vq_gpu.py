@@ -5,7 +5,7 @@
     PYTHONPATH=. python eval/distill_vq_gpu.py --emb docs.npy      # real float32 [N, d] embeddings instead
 
 Needs only torch, numpy and faiss-cpu: faiss-cpu builds the OPQ+IVF-PQ start (trained on a subsample) and
-holds the exported index; training is the library's own loop (retrieval_kd.trainers.vq_loop) on `--device`.
+holds the exported index; training is the library's own loop (retrieval_kd.methods.distill_vq.loop) on `--device`.
 Training queries are noisy copies of random documents (the synthetic stand-in for pseudo-queries).
 """
 from __future__ import annotations
@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> dict:
     import faiss
 
     from retrieval_kd.index.faiss_ivfpq import FaissIndex
-    from retrieval_kd.students.vq import VQStudent
-    from retrieval_kd.trainers.vq_loop import LoopSettings, TrainData, fit_loop, teacher_topk
+    from retrieval_kd.methods.distill_vq.loop import LoopSettings, TrainData, fit_loop, teacher_topk
+    from retrieval_kd.methods.distill_vq.student import VQStudent
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1_000_000)

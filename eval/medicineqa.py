@@ -20,9 +20,9 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    from retrieval_kd.bench.medicineqa import EvalConfig, run_eval
     from retrieval_kd.config import load_config
-    from retrieval_kd.pipeline.medicineqa import EvalConfig, run_eval
-    from retrieval_kd.utils import set_threads
+    from retrieval_kd.threads import set_threads
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default="configs/drr_eval.yaml")

@@ -13,7 +13,7 @@ def __getattr__(name: str):
 
         return importlib.import_module(f"{__name__}.datasets")  # `from . import` would recurse into __getattr__
     if name == "DistillVQ":
-        from .trainers.distill_vq import DistillVQ
+        from retrieval_kd.methods.distill_vq.trainer import DistillVQ
 
         return DistillVQ
     raise AttributeError(name)

@@ -1,4 +1,4 @@
 """`python -m retrieval_kd` = `rkd`."""
-from .cli import main
+from retrieval_kd.cli import main
 
 main()

@@ -35,7 +35,7 @@ for _mod in _COMMAND_MODULES:
 
 def main() -> None:
     """Entry point: user errors print one clear line (no traceback) and exit 2."""
-    from .errors import RKDError
+    from retrieval_kd.errors import RKDError
 
     try:
         app()

@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .errors import ConfigError
+from retrieval_kd.errors import ConfigError
 
 T = TypeVar("T", bound=BaseModel)
 

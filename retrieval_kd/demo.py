@@ -12,10 +12,9 @@ DEMO_NPROBE = 16  # the Distill-VQ configs' nprobe: every row of the demo table 
 
 def run_demo(out: Path, serve: bool = True) -> list[dict]:
     """Run the demo end to end and print the CACM table; returns its rows."""
-    from eval.baselines import COLUMNS, baseline_rows, prepare
-
-    from .evaluate import format_table
-    from .utils import set_threads
+    from retrieval_kd.bench.baselines import COLUMNS, baseline_rows, prepare
+    from retrieval_kd.evaluate import format_table
+    from retrieval_kd.threads import set_threads
 
     set_threads()
     t0 = time.perf_counter()
@@ -35,11 +34,10 @@ def run_demo(out: Path, serve: bool = True) -> list[dict]:
 
 def _distill_vq_rows(p, out: Path, nprobe: int) -> tuple[list[dict], Path | None]:
     """Train Distill-VQ at 8 bytes/vector on CACM (from the OPQ8 baseline) and score it like the baselines."""
-    from eval.baselines import score_run
-
-    from .index import FaissIndex
-    from .paths import REPO_DIR
-    from .trainers.distill_vq import DistillVQ
+    from retrieval_kd.bench.baselines import score_run
+    from retrieval_kd.index import FaissIndex
+    from retrieval_kd.methods.distill_vq.trainer import DistillVQ
+    from retrieval_kd.paths import REPO_DIR
 
     cfg = REPO_DIR / "configs" / "vq_cacm_8b.yaml"
     sets = [f"output_dir={out / 'vq-work'}", f"index.nprobe={nprobe}", "train.progress=true"]
@@ -58,22 +56,21 @@ def _distill_vq_rows(p, out: Path, nprobe: int) -> tuple[list[dict], Path | None
 
 
 def _ms(index, q_emb, nprobe: int) -> float:
-    from eval.baselines import _ms_per_query
+    from retrieval_kd.bench.baselines import _ms_per_query
 
     return _ms_per_query(index, q_emb, 100, nprobe)
 
 
 def _flat(sets: list[str]) -> dict:
-    from .config import parse_overrides
+    from retrieval_kd.config import parse_overrides
 
     return parse_overrides(sets)
 
 
 def _serve_once(out: Path, index_dir: Path) -> None:
     """Build the CACM bundle, serve it on loopback briefly, print one search result over HTTP."""
-    from server.process import serve_once
-
-    from .export.build import build_bundle
+    from retrieval_kd.export.dense import build_bundle
+    from retrieval_kd.serving.process import serve_once
 
     bundle = out / "bundle-cacm"
     typer.echo(f"[4/4] bundle {bundle} from {index_dir} (ONNX encoder, parity-checked), served on loopback")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataFormatError
-from .utils import atomic_file
+from retrieval_kd.errors import DataFormatError
+from retrieval_kd.utils import atomic_file
 
 Run = dict[str, dict[str, float]]
 Qrels = dict[str, dict[str, int]]
@@ -48,7 +48,7 @@ def read_run(path: str | Path) -> Run:
 
 def read_qrels(path: str | Path) -> Qrels:
     """Read a TREC qrels file (qid iter docid grade)."""
-    from .data.dataset import read_trec_qrels_lines
+    from retrieval_kd.data.dataset import read_trec_qrels_lines
 
     path = Path(path)
     with open(path, encoding="utf-8") as fh:
@@ -123,16 +123,6 @@ def bootstrap_ci(values: Sequence[float], n: int = 1000, alpha: float = 0.05, se
     return float(np.quantile(means, alpha / 2)), float(np.quantile(means, 1 - alpha / 2))
 
 
-def rrf(runs: Sequence[Mapping[str, Mapping[str, float]]], k: int = 60, depth: int = 1000) -> Run:
-    """Reciprocal rank fusion of several runs (score = Σ 1/(k + rank))."""
-    fused: Run = {}
-    for run in runs:
-        for qid, docs in run.items():
-            ranked = sorted(docs.items(), key=lambda kv: (-kv[1], kv[0]))[:depth]
-            acc = fused.setdefault(qid, {})
-            for rank, (doc, _) in enumerate(ranked, 1):
-                acc[doc] = acc.get(doc, 0.0) + 1.0 / (k + rank)
-    return fused
 
 
 def format_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str] | None = None) -> str:

@@ -18,9 +18,9 @@ from pydantic import ValidationError
 
 from retrieval_kd import __version__
 from retrieval_kd.errors import BundleError, ConfigError, RKDError
-from retrieval_kd.export.bundle import open_bundle, resolve_bundle
-from retrieval_kd.export.runtime import RuntimeOptions
-from retrieval_kd.export.searcher import NotSupported, Searcher
+from retrieval_kd.serving.bundle import open_bundle, resolve_bundle
+from retrieval_kd.serving.runtime import RuntimeOptions
+from retrieval_kd.serving.searcher import NotSupported, Searcher
 
 from .auth import BodyLimitMiddleware
 from .metrics import MetricsMiddleware

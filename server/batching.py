@@ -13,7 +13,7 @@ from collections import defaultdict
 from concurrent.futures import Executor
 from typing import Any
 
-from retrieval_kd.export.searcher import Searcher, SearchResult
+from retrieval_kd.serving.searcher import Searcher, SearchResult
 
 
 class MicroBatcher:

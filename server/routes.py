@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 
-from retrieval_kd.export.searcher import Searcher, SearchResult
+from retrieval_kd.serving.searcher import Searcher, SearchResult
 
 from .auth import require_api_key
 from .schemas import (

@@ -7,8 +7,8 @@ from typing import Any
 
 from fastapi import HTTPException
 
-from retrieval_kd.export.runtime import init_thread
-from retrieval_kd.export.searcher import NEEDED_KIND, Searcher, SearchResult
+from retrieval_kd.serving.runtime import init_thread
+from retrieval_kd.serving.searcher import NEEDED_KIND, Searcher, SearchResult
 
 from .batching import MicroBatcher
 from .metrics import Metrics

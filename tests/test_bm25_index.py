@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from retrieval_kd.errors import BundleError, RKDError
-from retrieval_kd.index.bm25 import BM25Index, tokenize_en, tokenize_zh_bigram, tokenize_zh_jieba
+from retrieval_kd.index.bm25 import BM25Index
+from retrieval_kd.text.tokenize import tokenize_en, tokenize_zh_bigram, tokenize_zh_jieba
 
 DOCS = {
     "d1": "Amoxicillin side effects include rash and diarrhea.",

@@ -6,7 +6,8 @@ import math
 import pytest
 
 from retrieval_kd.errors import DataFormatError
-from retrieval_kd.evaluate import bootstrap_ci, evaluate, read_run, rrf, teacher_recall, with_rel, write_run
+from retrieval_kd.evaluate import bootstrap_ci, evaluate, read_run, teacher_recall, with_rel, write_run
+from retrieval_kd.index.fusion import rrf
 
 QRELS = {"q1": {"d1": 2, "d3": 1, "d9": 0}, "q2": {"d2": 1}, "q3": {"d5": 0}}
 RUN = {"q1": {"d3": 0.9, "d2": 0.8, "d1": 0.7, "d4": 0.1}, "q2": {"d1": 0.5, "d7": 0.4}}

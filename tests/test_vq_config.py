@@ -9,9 +9,9 @@ import pytest
 
 from retrieval_kd.config import load_config
 from retrieval_kd.errors import ConfigError
-from retrieval_kd.trainers.distill_vq import DistillVQ
-from retrieval_kd.trainers.pseudo_queries import pseudo_queries, split_queries
-from retrieval_kd.trainers.vq_config import VQConfig
+from retrieval_kd.methods.distill_vq.config import VQConfig
+from retrieval_kd.methods.distill_vq.queries import pseudo_queries, split_queries
+from retrieval_kd.methods.distill_vq.trainer import DistillVQ
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs").glob("vq_*.yaml"))

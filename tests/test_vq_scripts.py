@@ -23,7 +23,7 @@ def test_gpu_script_tiny_on_cpu():
 
 @pytest.mark.slow
 def test_benchmark_quick_run(tmp_path):
-    from eval.distill_vq import main
+    from retrieval_kd.bench.distill_vq import main
 
     rows = main(["--datasets", "med", "--sizes", "8", "--rows", "opq,listnet", "--plot-sizes", "",
                  "--set", "train.steps=30", "--out", str(tmp_path)])

@@ -10,7 +10,7 @@ import torch
 from retrieval_kd.data.dataset import Dataset
 from retrieval_kd.errors import DataNotFoundError
 from retrieval_kd.index.faiss_ivfpq import FaissIndex
-from retrieval_kd.trainers.distill_vq import DistillVQ
+from retrieval_kd.methods.distill_vq.trainer import DistillVQ
 
 N_DOCS = 800
 
@@ -35,7 +35,7 @@ def cacm_slice() -> Dataset:
 def start(cacm_slice) -> FaissIndex:
     """The faiss OPQ8,IVF16,PQ8x8 start index every run here trains from (built once)."""
     from retrieval_kd.teachers.dense import DenseEncoder, encode_corpus
-    from retrieval_kd.utils import set_threads
+    from retrieval_kd.threads import set_threads
 
     set_threads()
     docs = np.array(encode_corpus(DenseEncoder(), cacm_slice, show_progress=False))
@@ -126,7 +126,7 @@ def test_resume_gives_the_same_codebooks(cacm_slice, start, tmp_path):
 
 
 def test_short_training_beats_the_faiss_start(cacm_slice, start):
-    from retrieval_kd.trainers.vq_report import HeldOut
+    from retrieval_kd.methods.distill_vq.report import HeldOut
 
     vq = DistillVQ(small(index={"factory": "OPQ8,IVF16,PQ8x8np", "nprobe": 8}, candidates={"top_k": 100},
                          train={"steps": 150, "batch_size": 32})).fit(cacm_slice, start=start)

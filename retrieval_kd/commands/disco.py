@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from ..cli import eval_app, export_app, index_app, train_app
+from retrieval_kd.cli import eval_app, export_app, index_app, train_app
 
 
 @train_app.command("disco")
@@ -15,8 +15,9 @@ def train_disco_cmd(
     out: Path | None = typer.Option(None, help="run folder (default: the config's `output`)"),
 ) -> None:
     """Train a DiSCo conversational SPLADE query encoder from rewrite teachers."""
-    from ..config import load_config
-    from ..trainers.disco import DiscoConfig, train_disco
+    from retrieval_kd.config import load_config
+    from retrieval_kd.methods.disco.config import DiscoConfig
+    from retrieval_kd.methods.disco.trainer import train_disco
 
     cfg = load_config(config, DiscoConfig, overrides)
     dest = train_disco(cfg, out)
@@ -26,7 +27,7 @@ def train_disco_cmd(
 @eval_app.command("cast", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def eval_cast(ctx: typer.Context) -> None:
     """DiSCo vs rewrite baselines on CAsT 2021 + iKAT 2023 (options as eval/cast.py: --config, --out, --set)."""
-    from eval.cast import main as run
+    from retrieval_kd.bench.cast import main as run
 
     run(list(ctx.args))
 
@@ -37,9 +38,8 @@ def eval_cast_official(
     collection: str = typer.Option(..., help="cast2019 | cast2020 | cast2021 | cast2022"),
 ) -> None:
     """Score a run with the official CAsT conventions and the track's qrels."""
-    from eval.cast import official_evaluate
-
-    from ..evaluate import read_run
+    from retrieval_kd.bench.cast import official_evaluate
+    from retrieval_kd.evaluate import read_run
 
     for m, v in official_evaluate(read_run(run_file), collection).items():
         typer.echo(f"{m:<10} {v:.4f}")
@@ -53,10 +53,10 @@ def index_impact(
     scale: float = typer.Option(100.0, help="impact = round(weight * scale)"),
 ) -> None:
     """Encode a corpus with a SPLADE document encoder and build the built-in impact index."""
-    from ..datasets import load
-    from ..index.impact import ImpactIndex
-    from ..teachers.splade import SpladeEncoder, encode_corpus
-    from ..utils import set_threads
+    from retrieval_kd.datasets import load
+    from retrieval_kd.index.impact import ImpactIndex
+    from retrieval_kd.teachers.splade import SpladeEncoder, encode_corpus
+    from retrieval_kd.threads import set_threads
 
     set_threads()
     ds = load(dataset)
@@ -73,8 +73,8 @@ def index_lucene_impact(
     out: Path = typer.Argument(..., help="Lucene index folder to write"),
 ) -> None:
     """Export an impact index as a JsonVectorCollection and index it with Lucene (pyserini + Java 21)."""
-    from ..index.impact import ImpactIndex
-    from ..index.lucene import build_impact_index, export_json_vectors
+    from retrieval_kd.index.impact import ImpactIndex
+    from retrieval_kd.index.lucene import build_impact_index, export_json_vectors
 
     vectors = export_json_vectors(ImpactIndex.load(impact_dir), out.with_name(out.name + ".vectors"))
     build_impact_index(vectors, out)
@@ -87,7 +87,7 @@ def export_disco(
     out: Path = typer.Argument(..., help="folder for query_encoder.onnx + tokenizer + student.json"),
 ) -> None:
     """ONNX export of the student query encoder with SPLADE pooling inside (parity-checked)."""
-    from ..students.splade import export_student_onnx
+    from retrieval_kd.export.conversational import export_student_onnx
 
     info = export_student_onnx(run_dir / "student", out)
     typer.echo(f"{out}: parity max abs diff {info['parity_max_abs_diff']:.2e}")
@@ -102,8 +102,8 @@ def export_disco_bundle(
     index_dir: Path | None = typer.Option(None, help="a built impact index folder to copy (rkd index impact)"),
 ) -> None:
     """A sparse-conversational serving bundle: ONNX student + impact index + doc store + manifest."""
-    from ..export.sparse_conversational import build_conversational_bundle
-    from ..utils import set_threads
+    from retrieval_kd.export.conversational import build_conversational_bundle
+    from retrieval_kd.threads import set_threads
 
     set_threads()
     m = build_conversational_bundle(run_dir, out, name=name, dataset=dataset, index_dir=index_dir)

@@ -5,7 +5,7 @@ import json
 
 import typer
 
-from ..cli import app, eval_app, export_app, index_app, teacher_app, train_app
+from retrieval_kd.cli import app, eval_app, export_app, index_app, teacher_app, train_app
 
 _SET = typer.Option(None, "--set", help="override a config key, e.g. --set train.epochs=1 (repeatable)")
 
@@ -16,8 +16,9 @@ def train_rewriter_cmd(
     overrides: list[str] | None = _SET,
 ) -> None:
     """Train a query-rewriter student (extractive tagger or seq2seq) from teacher queries."""
-    from ..config import load_config
-    from ..pipeline.recipes import TrainRewriterConfig, train_rewriter
+    from retrieval_kd.config import load_config
+    from retrieval_kd.methods.drr.config import TrainRewriterConfig
+    from retrieval_kd.methods.drr.recipes import train_rewriter
 
     cfg = load_config(config, TrainRewriterConfig, overrides)
     out = train_rewriter(cfg, log=typer.echo)
@@ -30,8 +31,9 @@ def teacher_llm_cmd(
     overrides: list[str] | None = _SET,
 ) -> None:
     """Ask an OpenAI-compatible LLM to call the `search` tool for each dialogue (cached; failures reported)."""
-    from ..config import load_config
-    from ..pipeline.recipes import LLMTeacherConfig, run_llm_teacher
+    from retrieval_kd.config import load_config
+    from retrieval_kd.methods.drr.config import LLMTeacherConfig
+    from retrieval_kd.methods.drr.recipes import run_llm_teacher
 
     cfg = load_config(config, LLMTeacherConfig, overrides)
     report = run_llm_teacher(cfg, log=typer.echo)
@@ -45,9 +47,9 @@ def eval_medicineqa_cmd(
     overrides: list[str] | None = _SET,
 ) -> None:
     """Every rewriter × retriever row on LiveQA-Med (en) and MedicineQA-zh (+ multi-round): a Markdown table."""
-    from ..config import load_config
-    from ..pipeline.medicineqa import EvalConfig, run_eval
-    from ..utils import set_threads
+    from retrieval_kd.bench.medicineqa import EvalConfig, run_eval
+    from retrieval_kd.config import load_config
+    from retrieval_kd.threads import set_threads
 
     set_threads()
     cfg = load_config(config, EvalConfig, overrides)
@@ -64,7 +66,7 @@ def export_rewriter_cmd(
     names_field: str = typer.Option("drug", help="corpus field holding entity names (zh medicine names)"),
 ) -> None:
     """Export the extractive rewriter to ONNX (parity-checked) for the torch-free server."""
-    from ..export.rewriter import export_tagger
+    from retrieval_kd.export.rewriter import export_tagger
 
     info = export_tagger(src, dest, corrector=_corrector(vocabulary, names_field) if vocabulary else None)
     typer.echo(json.dumps(info, indent=2))
@@ -81,7 +83,7 @@ def export_medical_bundle_cmd(
     correct: bool = typer.Option(True, help="correct query terms against the database vocabulary"),
 ) -> None:
     """A "medical" serving bundle (Distill-Retrieve-Read): ONNX rewriter + BM25 + doc store."""
-    from ..export.medical import build_medical_bundle
+    from retrieval_kd.export.medical import build_medical_bundle
 
     m = build_medical_bundle(rewriter_dir, dest, name=name, dataset=dataset, tokenizer=tokenizer, fusion=fusion,
                              correct=correct)
@@ -90,8 +92,8 @@ def export_medical_bundle_cmd(
 
 def _corrector(vocabulary: str, names_field: str = "drug"):
     """Correction vocabulary of a dataset's corpus: medicine names + aspect words when its records name drugs."""
-    from ..datasets import load
-    from ..pipeline.tagging import Corrector
+    from retrieval_kd.datasets import load
+    from retrieval_kd.methods.drr.tagging import Corrector
 
     ds = load(vocabulary)
     if any(d.get(names_field) for d in ds.corpus):
@@ -108,8 +110,8 @@ def index_bm25_cmd(
     b: float = typer.Option(0.4),
 ) -> None:
     """Build the built-in BM25 index (numpy; meta.json, terms, docids, postings)."""
-    from ..datasets import load
-    from ..index.bm25 import BM25Index
+    from retrieval_kd.datasets import load
+    from retrieval_kd.index.bm25 import BM25Index
 
     ds = load(dataset)
     idx = BM25Index.build(ds.doc_texts, ds.doc_ids, tokenizer, k1=k1, b=b, meta={"dataset": ds.name})
@@ -129,11 +131,11 @@ def rewrite_cmd(
     dialogue = [{"role": "assistant", "text": t[len("assistant:"):].strip()} if t.startswith("assistant:")
                 else {"role": "user", "text": t} for t in turns]
     if (Path(rewriter) / "rewriter.onnx").exists():
-        from ..export.rewriter import OnnxRewriter
+        from retrieval_kd.serving.rewriter import OnnxRewriter
 
         rw = OnnxRewriter(rewriter)
     else:
-        from ..students.rewriter import load_rewriter
+        from retrieval_kd.methods.drr.rewriters import load_rewriter
 
         kw = {}
         if vocabulary:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from ..cli import app, bench_app, export_app
+from retrieval_kd.cli import app, bench_app, export_app
 
 
 @export_app.command("bundle")
@@ -20,8 +20,8 @@ def export_bundle(
     metrics: bool = typer.Option(True, help="measure nDCG@10 / R@100 of the bundle on the judged queries"),
 ) -> None:
     """Build a serving bundle: ONNX query encoder (parity-checked), index, doc store, manifest with sha256."""
-    from ..export.build import build_bundle
-    from ..utils import set_threads
+    from retrieval_kd.export.dense import build_bundle
+    from retrieval_kd.threads import set_threads
 
     set_threads()
     m = build_bundle(src, dst, name=name, int8=int8, dataset=dataset, teacher=teacher, nprobe=nprobe,
@@ -45,8 +45,8 @@ def export_onnx(
     int8: bool = typer.Option(False, "--int8"),
 ) -> None:
     """Export an encoder with its pooling head to one ONNX file (dynamic axes), parity-checked against torch."""
-    from ..export.onnx import export_encoder
-    from ..utils import set_threads
+    from retrieval_kd.export.onnx import export_encoder
+    from retrieval_kd.threads import set_threads
 
     set_threads()
     info = export_encoder(model, dst, pooling=pooling, normalize=normalize, max_length=max_length, int8=int8)
@@ -63,26 +63,26 @@ def serve(
     threads: int | None = typer.Option(None, help="onnxruntime/faiss threads (RKD_THREADS, default 1)"),
     workers: int | None = typer.Option(None, help="worker threads (RKD_WORKERS, default 1)"),
 ) -> None:
-    """Serve bundles over HTTP (other settings: RKD_* variables, see server/settings.py)."""
-    from pydantic import ValidationError
+    """Serve bundles over HTTP: runs the app (`python -m server`) in this process's place (RKD_* variables set
+    the other settings, see server/settings.py)."""
+    import os
+    import sys
 
-    from server.app import serve as run
-    from server.settings import ServerSettings
-
-    from ..errors import ConfigError
-
-    over = {k: v for k, v in dict(host=host, port=port, microbatch=microbatch, threads=threads,
-                                  workers=workers).items() if v is not None}
-    try:
-        settings = ServerSettings(**over)
-    except ValidationError as e:
-        raise ConfigError(f"server settings: {e}") from None
-    run(bundles or settings.bundles, settings)
+    env = dict(os.environ)
+    for key, value in (("RKD_THREADS", threads), ("RKD_WORKERS", workers)):
+        if value is not None:
+            env[key] = str(value)
+    if microbatch is not None:
+        env["RKD_MICROBATCH"] = "true" if microbatch else "false"
+    argv = [sys.executable, "-m", "server", *(bundles or [])]
+    argv += [*(["--host", host] if host else []), *(["--port", str(port)] if port is not None else [])]
+    sys.stdout.flush()
+    os.execve(sys.executable, argv, env)  # the library starts the app; it never imports it
 
 
 @bench_app.command("server", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench_server(ctx: typer.Context) -> None:
     """Served vs in-process throughput and latency, micro-batching, ONNX fp32/int8 vs torch (eval/server_bench.py)."""
-    from eval.server_bench import main as run
+    from retrieval_kd.bench.server import main as run
 
     run(list(ctx.args))

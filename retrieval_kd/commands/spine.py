@@ -5,14 +5,14 @@ from pathlib import Path
 
 import typer
 
-from ..cli import app, bench_app, data_app, eval_app, index_app, teacher_app
+from retrieval_kd.cli import app, bench_app, data_app, eval_app, index_app, teacher_app
 
 
 @data_app.command("list")
 def data_list() -> None:
     """List registered collections, whether raw data is present and cached counts."""
-    from ..datasets import describe
-    from ..paths import data_root
+    from retrieval_kd.datasets import describe
+    from retrieval_kd.paths import data_root
 
     typer.echo(f"data root: {data_root()}")
     for row in describe():
@@ -27,7 +27,7 @@ def data_prepare(
     refresh: bool = typer.Option(False, help="re-normalise even when cached"),
 ) -> None:
     """Normalise raw collections into the cache (corpus.jsonl, queries.tsv, qrels.txt, meta.json)."""
-    from ..datasets import describe, load
+    from retrieval_kd.datasets import describe, load
 
     names = names or [r["name"] for r in describe() if r["raw"]]
     for name in names:
@@ -42,9 +42,9 @@ def teacher_encode(
     batch_size: int = typer.Option(64),
 ) -> None:
     """Embed a collection's documents and queries with the dense teacher (cached float32 memmaps)."""
-    from ..datasets import load
-    from ..teachers.dense import DenseEncoder, encode_corpus, encode_queries
-    from ..utils import set_threads
+    from retrieval_kd.datasets import load
+    from retrieval_kd.teachers.dense import DenseEncoder, encode_corpus, encode_queries
+    from retrieval_kd.threads import set_threads
 
     set_threads()
     ds = load(dataset)
@@ -65,10 +65,10 @@ def index_build(
     """Train and fill a faiss index from the teacher's embeddings; save with docids + meta.json."""
     import numpy as np
 
-    from ..datasets import load
-    from ..index import FaissIndex
-    from ..teachers.dense import DenseEncoder, encode_corpus
-    from ..utils import set_threads
+    from retrieval_kd.datasets import load
+    from retrieval_kd.index import FaissIndex
+    from retrieval_kd.teachers.dense import DenseEncoder, encode_corpus
+    from retrieval_kd.threads import set_threads
 
     set_threads()
     ds = load(dataset)
@@ -88,8 +88,8 @@ def search(
     nprobe: int | None = typer.Option(None),
 ) -> None:
     """Search a saved faiss index with a text query (encoded by the index's teacher)."""
-    from ..index import FaissIndex
-    from ..teachers.dense import DenseEncoder
+    from retrieval_kd.index import FaissIndex
+    from retrieval_kd.teachers.dense import DenseEncoder
 
     index = FaissIndex.load(index_dir)
     enc_dir = index_dir / "query_encoder"
@@ -109,13 +109,13 @@ def eval_run(
     rel: int | None = typer.Option(None, help="min grade counted relevant (default: dataset's or 1)"),
 ) -> None:
     """Evaluate a TREC run file against qrels with ir-measures."""
-    from ..errors import RKDError
-    from ..evaluate import evaluate, read_qrels, read_run
+    from retrieval_kd.errors import RKDError
+    from retrieval_kd.evaluate import evaluate, read_qrels, read_run
 
     if (qrels is None) == (dataset is None):
         raise RKDError("give exactly one of --qrels or --dataset")
     if dataset:
-        from ..datasets import load
+        from retrieval_kd.datasets import load
 
         ds = load(dataset)
         q, rel = ds.qrels, rel if rel is not None else ds.rel_threshold
@@ -129,7 +129,7 @@ def eval_run(
 @bench_app.command("baselines", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench_baselines(ctx: typer.Context) -> None:
     """Exact MiniLM vs faiss IVF-PQ / OPQ baselines on cacm, med, cisi, cranfield, cf (see eval/baselines.py)."""
-    from eval.baselines import main as run
+    from retrieval_kd.bench.baselines import main as run
 
     run(list(ctx.args))
 
@@ -140,6 +140,6 @@ def demo(
     serve: bool = typer.Option(True, help="end by serving the bundle briefly and querying it over HTTP"),
 ) -> None:
     """Encode CACM with the teacher, build exact + faiss baselines, train Distill-VQ, evaluate, serve."""
-    from ..demo import run_demo
+    from retrieval_kd.demo import run_demo
 
     run_demo(out, serve=serve)

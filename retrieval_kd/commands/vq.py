@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-from ..cli import bench_app, train_app
+from retrieval_kd.cli import bench_app, train_app
 
 
 @train_app.command("vq")
@@ -17,11 +17,11 @@ def train_vq(
     evaluate: bool = typer.Option(True, help="print the start and trained index on the held-out real queries"),
 ) -> None:
     """Train a Distill-VQ index; writes output_dir/{index/, checkpoints/, metrics.jsonl, config.yaml, run_info.json}."""
-    from .. import datasets
-    from ..errors import ConfigError
-    from ..evaluate import format_table
-    from ..trainers.distill_vq import DistillVQ
-    from ..trainers.vq_report import COLUMNS, HeldOut
+    from retrieval_kd import datasets
+    from retrieval_kd.errors import ConfigError
+    from retrieval_kd.evaluate import format_table
+    from retrieval_kd.methods.distill_vq.report import COLUMNS, HeldOut
+    from retrieval_kd.methods.distill_vq.trainer import DistillVQ
 
     vq = DistillVQ.from_config(config, set_)
     if vq.config.output_dir is None:
@@ -48,6 +48,6 @@ def train_vq(
 @bench_app.command("vq", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench_vq(ctx: typer.Context) -> None:
     """Distill-VQ vs faiss IVFPQ / OPQ+IVFPQ on cacm, med, cisi, cranfield, cf (see eval/distill_vq.py --help)."""
-    from eval.distill_vq import main as run
+    from retrieval_kd.bench.distill_vq import main as run
 
     run(list(ctx.args))

@@ -1,4 +1,4 @@
 """Readers and writers only: raw collections -> one normalised Dataset form."""
-from .dataset import Dataset
+from retrieval_kd.data.dataset import Dataset
 
 __all__ = ["Dataset"]

@@ -21,9 +21,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataFormatError, DataNotFoundError
-from .dataset import Dataset, Qrels, read_jsonl, read_trec_qrels_lines
-from .registry import register
+from retrieval_kd.data.dataset import Dataset, Qrels, read_jsonl, read_trec_qrels_lines
+from retrieval_kd.data.registry import register
+from retrieval_kd.errors import DataFormatError, DataNotFoundError
 
 RAW = "cast"
 TRAIN_COLLECTIONS = ("cast2019", "cast2020", "cast2022", "canard")

@@ -7,9 +7,9 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ..errors import DataFormatError, DataNotFoundError
-from .dataset import Dataset, Qrels
-from .registry import register
+from retrieval_kd.data.dataset import Dataset, Qrels
+from retrieval_kd.data.registry import register
+from retrieval_kd.errors import DataFormatError, DataNotFoundError
 
 _TAG = re.compile(r"^\.([A-Z])(?:\s+(.*?))?\s*$")
 _CACM_DATE = re.compile(

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataFormatError, DataNotFoundError
-from ..utils import atomic_dir
+from retrieval_kd.errors import DataFormatError, DataNotFoundError
+from retrieval_kd.utils import atomic_dir
 
 FORMAT_VERSION = 1
 Qrels = dict[str, dict[str, int]]

@@ -4,8 +4,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..errors import DataNotFoundError
-from ..paths import data_root
+from retrieval_kd.errors import DataNotFoundError
+from retrieval_kd.paths import data_root
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 MAX_BYTES = 2_000_000
@@ -46,7 +46,7 @@ def available() -> list[str]:
 
 def build_demo(name: str = "cacm", root: Path | None = None, dest: Path | None = None) -> Path:
     """Normalise `name` from the raw files and write the gzipped copy plus NOTICE into the demo folder."""
-    from .registry import available as registered
+    from retrieval_kd.data.registry import available as registered
 
     if name not in NOTICES:
         raise DataNotFoundError(f"no demo recipe for '{name}' (have: {', '.join(NOTICES)})")

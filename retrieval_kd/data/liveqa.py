@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import DataFormatError
-from .classic import clean, need, parse_xml
-from .dataset import Dataset, Qrels
-from .registry import register
+from retrieval_kd.data.classic import clean, need, parse_xml
+from retrieval_kd.data.dataset import Dataset, Qrels
+from retrieval_kd.data.registry import register
+from retrieval_kd.errors import DataFormatError
 
 TRAIN_FILES = ("TrainingDatasets/TREC-2017-LiveQA-Medical-Train-1.xml",
                "TrainingDatasets/TREC-2017-LiveQA-Medical-Train-2.xml")

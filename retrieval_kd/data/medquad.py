@@ -7,10 +7,10 @@ import re
 import zipfile
 from pathlib import Path
 
-from ..errors import DataFormatError, DataNotFoundError
-from .classic import clean, need, parse_xml
-from .dataset import Dataset, Qrels
-from .registry import register
+from retrieval_kd.data.classic import clean, need, parse_xml
+from retrieval_kd.data.dataset import Dataset, Qrels
+from retrieval_kd.data.registry import register
+from retrieval_kd.errors import DataFormatError, DataNotFoundError
 
 QRELS_ZIP = "QA-TestSet-LiveQA-Med-Qrels-2479-Answers.zip"
 TEST_XML = "TestDataset/TREC-2017-LiveQA-Medical-Test-Questions-w-summaries.xml"

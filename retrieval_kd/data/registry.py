@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataNotFoundError
-from ..paths import cache_root, data_root
-from .dataset import Dataset
+from retrieval_kd.data.dataset import Dataset
+from retrieval_kd.errors import DataNotFoundError
+from retrieval_kd.paths import cache_root, data_root
 
 # Modules whose import registers readers (kept lazy so `rkd --help` stays fast).
 _READER_MODULES = ("classic", "medquad", "cast", "liveqa", "medical_zh")
@@ -63,7 +63,7 @@ def prepare(name: str, root: Path | None = None, refresh: bool = False) -> Path:
         return dest
     root = Path(root) if root else data_root()
     if not (root / entry.raw).is_dir():
-        from . import demo
+        from retrieval_kd.data import demo
 
         if demo.has(name):
             return demo.path(name)

@@ -1,52 +1,120 @@
-"""Kind "dense": ONNX query encoder + faiss index (any factory string) + SQLite doc store."""
+"""`build_bundle(src, dst)`: a dense serving bundle from a saved faiss index folder (spine baseline or Distill-VQ).
+
+The index folder's meta.json names the "dataset" (registered name or folder: the documents for the doc store
+and the judged queries for the metrics) and the "teacher" (model folder; absent or "minilm" = bundled
+MiniLM). A `query_encoder/` folder inside it (Distill-VQ's jointly fine-tuned encoder) is exported instead of
+the teacher; its optional meta.json may set pooling, normalize and max_length.
+"""
 from __future__ import annotations
 
+import json
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
-from ..errors import BundleError
-from ..index.faiss_ivfpq import FaissIndex
-from .bundle import register_kind
-from .runtime import OnnxEncoder, RuntimeOptions
-from .searcher import Searcher, SearchResult
+from retrieval_kd.errors import BundleError
+from retrieval_kd.export.bundle import write_manifest
+from retrieval_kd.export.onnx import ENCODER_FILE, export_encoder, quantize_int8
+from retrieval_kd.serving.bundle import valid_name
+from retrieval_kd.serving.runtime import OnnxEncoder
+from retrieval_kd.utils import atomic_dir
+
+DEFAULT_NPROBE = 8
+MEASURES = ("nDCG@10", "R@100")
 
 
-@register_kind("dense")
-class DenseSearcher(Searcher):
-    """Encode queries with onnxruntime, search faiss with inner product (or L2), return docids."""
+def _encoder_source(src: Path, meta: dict, teacher: str | None) -> tuple[Any, dict]:
+    qe = src / "query_encoder"
+    if qe.is_dir():
+        extra = json.loads((qe / "meta.json").read_text(encoding="utf-8")) if (qe / "meta.json").exists() else {}
+        return qe, extra
+    t = teacher or meta.get("teacher")
+    if isinstance(t, dict):  # Distill-VQ writes {"model", "max_length", "pooling", "normalize"}
+        return t.get("model"), {k: t[k] for k in ("max_length", "pooling", "normalize") if k in t}
+    return t, {}
 
-    capabilities = frozenset({"search"})
-    required_files = ("query_encoder.onnx", "tokenizer.json", "index/index.faiss", "index/docids.txt",
-                      "index/meta.json", "docstore.sqlite")
 
-    def __init__(self, root: Path, manifest: dict[str, Any], options: RuntimeOptions):
-        import faiss
+def measure(folder: Path, info: dict, index: Any, ds: Any, nprobe: int | None) -> dict[str, float]:
+    """nDCG@10 and R@100 of the bundle's encoder + index on the dataset's judged queries."""
+    from retrieval_kd.evaluate import evaluate
 
-        super().__init__(root, manifest, options)
-        enc = manifest.get("encoder") or {}
-        if "max_length" not in enc:
-            raise BundleError(f"{root / 'manifest.json'}: encoder.max_length missing")
-        self.encoder = OnnxEncoder(root / enc.get("file", "query_encoder.onnx"), root / "tokenizer.json",
-                                   enc["max_length"], enc.get("pad_token"), options)
-        faiss.omp_set_num_threads(int(options.threads))
-        self.index = FaissIndex.load(root / "index")
-        if self.encoder.dim is not None and self.encoder.dim != self.index.index.d:
-            raise BundleError(f"{root}: encoder output dim {self.encoder.dim} != index dim {self.index.index.d}")
-        self.default_nprobe = (manifest.get("index") or {}).get("nprobe")
+    queries = ds.judged_queries()
+    if not queries:
+        return {}
+    enc = OnnxEncoder(folder / ENCODER_FILE, folder / "tokenizer.json", info["max_length"], info.get("pad_token"))
+    qids = list(queries)
+    vecs, _ = enc.encode([queries[q] for q in qids])
+    run = index.search_run(qids, vecs, 100, nprobe)
+    res = evaluate(run, ds.qrels, list(MEASURES), rel=ds.rel_threshold)
+    return {m: round(float(v), 4) for m, v in res.items()}
 
-    def search_batch(self, queries: list[str], k: int, nprobe: int | None = None) -> list[SearchResult]:
-        """One encoder call and one faiss search for all queries."""
-        if not queries:
-            return []
-        vecs, truncated = self.encoder.encode(queries)
-        scores, idx = self.index.search(vecs, k, nprobe or self.default_nprobe)
-        docids = self.index.docids
-        out = []
-        for srow, irow, cut in zip(scores.tolist(), idx.tolist(), truncated, strict=True):
-            hits = [(docids[i], s) for s, i in zip(srow, irow, strict=True) if i >= 0]
-            out.append(SearchResult([h[0] for h in hits], [float(h[1]) for h in hits], cut))
-        return out
 
-    def info(self) -> dict[str, Any]:
-        return {**super().info(), "default_nprobe": self.default_nprobe, "nlist": self.index.nlist,
-                "ntotal": int(self.index.index.ntotal)}
+def build_bundle(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    name: str | None = None,
+    int8: bool = False,
+    dataset: str | None = None,
+    teacher: str | None = None,
+    nprobe: int | None = None,
+    with_metrics: bool = True,
+) -> dict[str, Any]:
+    """Export the query encoder (parity-checked), copy the index, fill the doc store, write the manifest."""
+    from retrieval_kd import datasets
+    from retrieval_kd.index.docstore import DocStore
+    from retrieval_kd.index.faiss_ivfpq import FaissIndex
+
+    src, dst = Path(src), Path(dst)
+    index = FaissIndex.load(src)
+    meta = index.meta
+    ds_name = dataset or meta.get("dataset")
+    if not ds_name:
+        raise BundleError(f"{src / 'meta.json'}: no 'dataset' field; pass the dataset (--dataset)")
+    name = name or re.sub(r"[^A-Za-z0-9._-]", "-", dst.name).strip(".-") or "bundle"
+    if not valid_name(name):
+        raise BundleError(f"bundle name {name!r} must be letters, digits, '.', '_' or '-' (at most 64)")
+    ds = datasets.load(str(ds_name))
+    by_id = {d["id"]: d for d in ds.corpus}
+    missing = [d for d in index.docids if d not in by_id]
+    if missing:
+        raise BundleError(f"{src / 'docids.txt'}: {len(missing)} ids not in dataset {ds_name!r} (e.g. {missing[0]!r})")
+    enc_src, enc_meta = _encoder_source(src, meta, teacher)
+    nlist = index.nlist
+    nprobe = nprobe or meta.get("nprobe") or (min(DEFAULT_NPROBE, nlist) if nlist else None)
+    with atomic_dir(dst) as tmp:
+        tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be read by a server account too
+        info = export_encoder(enc_src, tmp, pooling=enc_meta.get("pooling", meta.get("pooling", "mean")),
+                              normalize=enc_meta.get("normalize", meta.get("normalize", True)),
+                              max_length=enc_meta.get("max_length", meta.get("max_length", 256)),
+                              atomic=False, write_meta=False)
+        if info["dim"] != index.index.d:
+            raise BundleError(f"{src}: encoder {info['source']} gives dim {info['dim']}, index has {index.index.d}")
+        (tmp / "index").mkdir()
+        for f in ("index.faiss", "docids.txt", "meta.json"):
+            shutil.copyfile(src / f, tmp / "index" / f)
+        store = DocStore.build(tmp / "docstore.sqlite", (by_id[d] for d in index.docids))
+        metrics: dict[str, Any] = {"source": meta.get("metrics")} if meta.get("metrics") else {}
+        if with_metrics:
+            metrics["fp32"] = measure(tmp, info, index, ds, nprobe)
+        if int8:
+            quantize_int8(tmp / ENCODER_FILE, tmp / ENCODER_FILE)
+            info["precision"] = "int8"
+            if with_metrics:
+                metrics["int8"] = measure(tmp, info, index, ds, nprobe)
+                if "nDCG@10" in metrics["fp32"]:
+                    metrics["int8_loss_nDCG@10"] = round(metrics["fp32"]["nDCG@10"] - metrics["int8"]["nDCG@10"], 4)
+        if with_metrics:
+            metrics.update(metrics.get(info["precision"], {}), measured_on=ds.name, nprobe=nprobe)
+        index_info = {"factory": index.factory, "metric": index.metric, "ntotal": int(index.index.ntotal),
+                      "dim": int(index.index.d), "nlist": nlist, "nprobe": nprobe,
+                      "bytes_per_vector": index.bytes_per_vector}
+        manifest = write_manifest(
+            tmp, kind="dense", name=name, encoder=info, index=index_info, metrics=metrics,
+            docstore={"file": "docstore.sqlite", "count": len(store)},
+            source={"index": str(src.resolve()), "dataset": str(ds_name), "teacher": meta.get("teacher"),
+                    "query_encoder": str(enc_src) if enc_src is not None else "minilm"},
+        )
+        store.close()
+    return manifest

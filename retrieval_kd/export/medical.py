@@ -1,16 +1,4 @@
-"""Kind "medical" (Distill-Retrieve-Read): ONNX extractive rewriter + built-in BM25 + SQLite doc store.
-
-    medical bundle:  manifest.json  meta.json  docstore.sqlite
-                     rewriter/{rewriter.onnx, tokenizer.json, rewriter.json (+ corrector.json)}
-                     index/{meta.json, terms.txt, docids.txt, postings.npz}
-
-    build_medical_bundle("runs/drr-zh-tagger", "bundles/medicineqa", name="medicineqa", dataset="medicineqa",
-                         tokenizer="zh-bigram")
-
-Serving runs the in-process pipeline itself (`pipeline.drr.DRR` over `OnnxRewriter` + `BM25Retriever`, the same
-post-processing and multi-query fusion as `rkd eval medicineqa`), so served hits equal the evaluated ones. The
-searcher is torch-free; the builder exports a torch tagger folder (parity-checked) or copies an exported one.
-"""
+"""Build time for Distill-Retrieve-Read: the "medical" bundle (ONNX rewriter + BM25 + doc store)."""
 from __future__ import annotations
 
 import json
@@ -19,65 +7,22 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ..errors import BundleError
-from ..index.bm25 import BM25Index
-from ..pipeline.drr import DRR, FUSIONS, BM25Retriever
-from ..utils import atomic_dir
-from .bundle import register_kind, valid_name, write_manifest
-from .rewriter import KIND as ONNX_REWRITER_KIND
-from .rewriter import OnnxRewriter
-from .runtime import RuntimeOptions
-from .searcher import Searcher, SearchResult
+from retrieval_kd.errors import BundleError
+from retrieval_kd.export.bundle import write_manifest
+from retrieval_kd.index.bm25 import BM25Index
+from retrieval_kd.index.fusion import FUSIONS
+from retrieval_kd.serving.bundle import valid_name
+from retrieval_kd.serving.medical import DEFAULT_DEPTH, MedicalSearcher
+from retrieval_kd.serving.rewriter import KIND as ONNX_REWRITER_KIND
+from retrieval_kd.serving.runtime import RuntimeOptions
+from retrieval_kd.utils import atomic_dir
 
-DEFAULT_DEPTH = 1000  # per-query BM25 depth before fusion (as `rkd eval medicineqa`, k: 1000)
-QUERY_SEP = "\n"  # the rewrite string: the rewriter's queries, one per line (one line in 'append' mode)
 MEASURES = ("nDCG@10", "R@100")
-
-
-@register_kind("medical")
-class MedicalSearcher(Searcher):
-    """Dialogue → extractive ONNX rewriter → BM25 per query → reciprocal-rank fusion; plain BM25 search too."""
-
-    capabilities = frozenset({"search", "rewrite", "distill_search"})
-    required_files = ("rewriter/rewriter.onnx", "rewriter/tokenizer.json", "rewriter/rewriter.json",
-                      "index/meta.json", "index/terms.txt", "index/docids.txt", "index/postings.npz",
-                      "docstore.sqlite")
-
-    def __init__(self, root: Path, manifest: dict[str, Any], options: RuntimeOptions):
-        super().__init__(root, manifest, options)
-        retrieval = manifest.get("retrieval") or {}
-        fusion = retrieval.get("fusion", "rrf-max")
-        if fusion not in FUSIONS:
-            raise BundleError(f"{root / 'manifest.json'}: retrieval.fusion {fusion!r} not in {sorted(FUSIONS)}")
-        self.depth = int(retrieval.get("depth", DEFAULT_DEPTH))
-        self.rewriter = OnnxRewriter(root / "rewriter", options)
-        self.index = BM25Index.load(root / "index")
-        self.pipeline = DRR(self.rewriter, [BM25Retriever(self.index)], k=self.depth, fusion=fusion)
-
-    def search_batch(self, queries: list[str], k: int, nprobe: int | None = None) -> list[SearchResult]:
-        """Plain BM25 of each query text (no rewriting)."""
-        return [SearchResult([d for d, _ in h], [s for _, s in h]) for h in (self.index.search(q, k) for q in queries)]
-
-    def queries(self, dialogue: list[dict]) -> list[str]:
-        """The rewriter's search queries for a dialogue."""
-        return self.pipeline.rewrite(dialogue)
-
-    def rewrite(self, dialogue: list[dict]) -> str:
-        return QUERY_SEP.join(self.queries(dialogue))
-
-    def distill_search(self, dialogue: list[dict], k: int) -> SearchResult:
-        queries, hits = self.pipeline.search(dialogue, max(k, self.depth))
-        hits = hits[:k]
-        return SearchResult([d for d, _ in hits], [s for _, s in hits],
-                            extra={"rewrite": QUERY_SEP.join(queries), "queries": queries})
-
-    def info(self) -> dict[str, Any]:
-        return {**super().info(), "retrieval": self.manifest.get("retrieval"), "rewriter": self.manifest.get("rewriter")}
 
 
 def _corrector(ds: Any):
     """Database vocabulary for query-term correction, as the eval recipe builds it (zh medicine names or en words)."""
-    from ..pipeline.tagging import Corrector
+    from retrieval_kd.methods.drr.tagging import Corrector
 
     if any(d.get("drug") for d in ds.corpus):
         return Corrector.for_medicines(ds.corpus)
@@ -86,7 +31,7 @@ def _corrector(ds: Any):
 
 def _measure(searcher: MedicalSearcher, ds: Any) -> dict[str, float]:
     """nDCG@10 and R@100 of distill_search on the dataset's judged queries (each a one-turn dialogue)."""
-    from ..evaluate import evaluate
+    from retrieval_kd.evaluate import evaluate
 
     queries = ds.judged_queries()
     if not queries:
@@ -114,9 +59,9 @@ def build_medical_bundle(
     with_metrics: bool = True,
 ) -> dict[str, Any]:
     """Export (or copy) the tagger, build BM25 and the doc store over `dataset`'s corpus, write the manifest."""
-    from .. import datasets
-    from ..index.docstore import DocStore
-    from .rewriter import export_tagger
+    from retrieval_kd import datasets
+    from retrieval_kd.export.rewriter import export_tagger
+    from retrieval_kd.index.docstore import DocStore
 
     rewriter_dir, dst = Path(rewriter_dir), Path(dst)
     name = name or re.sub(r"[^A-Za-z0-9._-]", "-", dst.name).strip(".-") or "medical"

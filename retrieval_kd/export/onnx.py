@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import RKDError
-from ..utils import atomic_dir, run_info
+from retrieval_kd.errors import RKDError
+from retrieval_kd.utils import atomic_dir, run_info
 
 # The dynamo exporter warns about every torchvision op it cannot register; we export no vision ops.
 logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
@@ -83,7 +83,7 @@ def load_pooled(model: str | Path | None, pooling: str = "mean", normalize: bool
     """(PooledEncoder in eval mode, HF tokenizer, model folder) from a local folder; None/'minilm' = bundled MiniLM."""
     from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
-    from ..teachers.dense import resolve_model_path
+    from retrieval_kd.teachers.dense import resolve_model_path
 
     path = resolve_model_path(model)
     cls = AutoModelForMaskedLM if pooling == "splade" else AutoModel

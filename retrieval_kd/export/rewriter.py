@@ -13,22 +13,16 @@ import json
 import shutil
 import tempfile
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import BundleError, RKDError
-from ..pipeline.tagging import Corrector, Dialogue, TaggerRewriter, char_probs, layout
-from ..utils import atomic_dir, run_info
-from .runtime import OnnxEncoder, RuntimeOptions
+from retrieval_kd.errors import RKDError
+from retrieval_kd.methods.drr.tagging import Corrector, layout
+from retrieval_kd.serving.rewriter import FORMAT_VERSION, GRAPH, INPUTS, KIND, OUTPUT
+from retrieval_kd.utils import atomic_dir, run_info
 
-KIND = "rewriter-tagger-onnx"
-FORMAT_VERSION = 1
-GRAPH = "rewriter.onnx"
-OUTPUT = "keep_prob"
-INPUTS = ("input_ids", "attention_mask")
 PARITY_DIALOGUES = (
     [{"role": "user", "text": "My son takes amoxicilin for an ear infection. What are the side effects?"}],
     [{"role": "user", "text": "我之前一直在吃阿司匹林肠溶片。"}, {"role": "assistant", "text": "好的。"},
@@ -59,7 +53,7 @@ def export_tagger(src: str | Path, out_dir: str | Path, atol: float = 1e-4, corr
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    from ..students.rewriter import TAGGER_KIND, read_meta
+    from retrieval_kd.methods.drr.rewriters import TAGGER_KIND, read_meta
 
     src = Path(src)
     meta = read_meta(src, TAGGER_KIND)
@@ -113,42 +107,4 @@ def export_tagger(src: str | Path, out_dir: str | Path, atol: float = 1e-4, corr
     return info
 
 
-class OnnxRewriter(TaggerRewriter):
-    """Torch-free extractive rewriter: tokenizers + onnxruntime + the numpy post-processing."""
-
-    name = "extractive-onnx"
-
-    def __init__(self, folder: str | Path, options: RuntimeOptions | None = None, mode: str | None = None,
-                 boost: int | None = None, threshold: float | None = None):
-        folder = Path(folder)
-        meta_path = folder / "rewriter.json"
-        if not meta_path.exists():
-            raise BundleError(f"{meta_path}: missing (not an exported rewriter folder)")
-        self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if self.meta.get("kind") != KIND or self.meta.get("format_version") != FORMAT_VERSION:
-            raise BundleError(f"{meta_path}: kind/format {self.meta.get('kind')}/{self.meta.get('format_version')}"
-                              f" != {KIND}/{FORMAT_VERSION}")
-        self.encoder = OnnxEncoder(folder / self.meta["file"], folder / "tokenizer.json", self.meta["max_length"],
-                                   self.meta.get("pad_token"), options, output=self.meta["output"])
-        self.threshold = float(threshold if threshold is not None else self.meta["threshold"])
-        self.mode = mode or self.meta["mode"]
-        self.boost = int(boost if boost is not None else self.meta["boost"])
-        self.keep, self.carry = self.meta.get("keep", "terms"), bool(self.meta.get("carry", False))
-        self.corrector = None
-        if self.meta.get("corrector"):
-            data = json.loads((folder / self.meta["corrector"]).read_text(encoding="utf-8"))
-            self.corrector = Corrector(data.get("words"), data.get("names", []), data.get("aspects"))
-        self.names = self.corrector.names if self.meta.get("entity_mask") and self.corrector is not None else []
-
-    def tag(self, dialogues: Sequence[Dialogue]) -> list[tuple[str, list, np.ndarray, list]]:
-        """(layout text, segment spans, per-character keep probabilities, masked entities) of each dialogue."""
-        if not dialogues:
-            return []
-        laid = [layout(d, self.names) if self.names else (*layout(d), []) for d in dialogues]
-        encs = self.encoder.tokenizer.encode_batch([x[0] for x in laid])
-        feeds = {"input_ids": np.array([e.ids for e in encs], dtype=np.int64),
-                 "attention_mask": np.array([e.attention_mask for e in encs], dtype=np.int64)}
-        probs = self.encoder.session.run([self.meta["output"]], feeds)[0]
-        return [(text, spans, char_probs(len(text), e.offsets, p), ents)
-                for (text, spans, ents), e, p in zip(laid, encs, probs)]
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import BundleError
+from retrieval_kd.errors import BundleError
 
 FORMAT_VERSION = 1
 _SCHEMA = """

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BundleError, RKDError
-from ..utils import atomic_dir
+from retrieval_kd.errors import BundleError, RKDError
+from retrieval_kd.utils import atomic_dir
 
 FORMAT_VERSION = 1
 METRICS = {"ip": 0, "l2": 1}  # faiss.METRIC_INNER_PRODUCT, faiss.METRIC_L2

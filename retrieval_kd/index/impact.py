@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RKDError
-from ..utils import atomic_dir
-from .postings import read_postings_folder, write_postings_folder
+from retrieval_kd.errors import RKDError
+from retrieval_kd.index.postings import read_postings_folder, write_postings_folder
+from retrieval_kd.utils import atomic_dir
 
 KIND = "impact-index"
 FORMAT_VERSION = 1

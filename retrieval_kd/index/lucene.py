@@ -20,8 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from ..errors import RKDError
-from ..utils import atomic_dir, atomic_file, run_info
+from retrieval_kd.errors import RKDError
+from retrieval_kd.utils import atomic_dir, atomic_file, run_info
 
 
 class JavaUnavailable(RKDError):

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BundleError
+from retrieval_kd.errors import BundleError
 
 
 def read_postings_folder(src: str | Path, kind: str, version: int, terms_file: str, what: str) -> tuple[Any, ...]:

@@ -10,7 +10,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import ConfigError
+from retrieval_kd.errors import ConfigError
 
 # name -> module that defines it (imported lazily, so configs validate without importing torch)
 _BUILTIN = {"listnet": "listwise", "kl": "listwise", "mse": "pointwise", "margin_mse": "pointwise",

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import ConfigError
-from . import register_loss
-from ._masked import masked_log_softmax, masked_sum
+from retrieval_kd.errors import ConfigError
+from retrieval_kd.losses import register_loss
+from retrieval_kd.losses._masked import masked_log_softmax, masked_sum
 
 
 @register_loss("listnet")

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import register_loss
-from ._masked import masked_log_softmax
+from retrieval_kd.losses import register_loss
+from retrieval_kd.losses._masked import masked_log_softmax
 
 
 @register_loss("ranknet")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from . import register_loss
-from ._masked import masked_sum
+from retrieval_kd.losses import register_loss
+from retrieval_kd.losses._masked import masked_sum
 
 
 @register_loss("mse")

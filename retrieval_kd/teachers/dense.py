@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import RKDError
-from ..paths import cache_root
-from ..utils import atomic_file, sha256_file, sha256_text
+from retrieval_kd.errors import RKDError
+from retrieval_kd.paths import cache_root
+from retrieval_kd.utils import atomic_file, sha256_file, sha256_text
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

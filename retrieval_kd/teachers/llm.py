@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import RKDError
-from ..utils import sha256_text
+from retrieval_kd.errors import RKDError
+from retrieval_kd.utils import sha256_text
 
 SEARCH_TOOL = {
     "type": "function",
@@ -209,7 +209,7 @@ class LLMTeacher:
 
 def _read_cache(path: Path) -> dict[str, dict[str, Any]]:
     """key -> cached record; a torn last line (interrupted run) is skipped, other bad lines are errors."""
-    from ..errors import DataFormatError
+    from retrieval_kd.errors import DataFormatError
 
     out: dict[str, dict[str, Any]] = {}
     if not path.exists():

@@ -6,9 +6,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..data.dataset import read_jsonl
-from ..errors import DataFormatError, DataNotFoundError
-from ..utils import atomic_file
+from retrieval_kd.data.dataset import read_jsonl
+from retrieval_kd.errors import DataFormatError, DataNotFoundError
+from retrieval_kd.utils import atomic_file
 
 # One training/eval example: {"id", "dialogue": [{"role", "text"}], "queries": [str, ...]}
 Example = dict[str, Any]
@@ -46,7 +46,7 @@ def liveqa_summary_queries(ds) -> dict[str, list[str]]:
 
 def liveqa_focus_queries(root: Path) -> dict[str, list[str]]:
     """Human-distilled en teacher: the FOCUS annotations of each LiveQA test question."""
-    from ..data.liveqa import TEST_FILE, read_liveqa_test_annotations
+    from retrieval_kd.data.liveqa import TEST_FILE, read_liveqa_test_annotations
 
     ann = read_liveqa_test_annotations(Path(root) / "liveqa_med_2017" / TEST_FILE)
     return {qid: list(a["focus"]) for qid, a in ann.items() if a["focus"]}
@@ -91,7 +91,7 @@ def zh_dialogue_examples(consult, exclude: Iterable[str] = (), limit: int | None
     a medicine named earlier is not carried into a question that names its own. Each example lists
     the entity names it mentions ("names"), which training [MASK]s like the database's medicine names at test time.
     """
-    from ..data.medical_zh import (
+    from retrieval_kd.data.medical_zh import (
         TRAIN_TEMPLATES,
         TRAIN_TEMPLATES_CONDITION,
         make_dialogues,

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.dataset import read_jsonl
-from ..errors import ConfigError, DataFormatError
+from retrieval_kd.data.dataset import read_jsonl
+from retrieval_kd.errors import ConfigError, DataFormatError
 
 AGGREGATIONS = ("mean", "mixture", "union")
 FIELDS = {"manual": "manual", "human": "manual", "automatic": "automatic"}
@@ -99,7 +99,7 @@ class RewriteTeachers:
                  encoder, cache_key: str = "rewrites"):
         import scipy.sparse as sp
 
-        from .splade import encode_cached
+        from retrieval_kd.teachers.splade import encode_cached
 
         self.names = list(names)
         self.turn_ids = list(turn_ids)

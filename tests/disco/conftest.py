@@ -21,7 +21,7 @@ def splade_path():
 @pytest.fixture(scope="session")
 def splade(splade_path):
     from retrieval_kd.teachers.splade import SpladeEncoder
-    from retrieval_kd.utils import set_threads
+    from retrieval_kd.threads import set_threads
 
     set_threads(1)
     return SpladeEncoder(splade_path, max_length=128)

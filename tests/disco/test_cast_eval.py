@@ -16,7 +16,7 @@ def _ideal(qrels, passage_suffix: str = "") -> dict:
 
 @pytest.mark.parametrize("collection", COLLECTIONS)
 def test_ideal_run_scores_one_on_judged_turns(shared_data, collection):
-    from eval.cast import official_evaluate
+    from retrieval_kd.bench.cast import official_evaluate
 
     qrels = read_official_qrels(shared_data, collection)
     # CAsT 2021 is judged at document level: a passage run ("<doc>-<n>") is folded to its documents
@@ -29,7 +29,7 @@ def test_ideal_run_scores_one_on_judged_turns(shared_data, collection):
 
 
 def test_relevance_threshold_by_year(shared_data):
-    from eval.cast import official_evaluate
+    from retrieval_kd.bench.cast import official_evaluate
 
     for collection, qid in (("cast2019", "31_1"), ("cast2020", "81_1")):
         q = read_official_qrels(shared_data, collection)[qid]
@@ -43,7 +43,7 @@ def test_relevance_threshold_by_year(shared_data):
 
 
 def test_2020_has_turns_judged_without_relevant(shared_data):
-    from eval.cast import official_evaluate
+    from retrieval_kd.bench.cast import official_evaluate
 
     qrels = read_official_qrels(shared_data, "cast2020")
     pq = official_evaluate(_ideal(qrels), "cast2020", shared_data, measures=("RR",), per_query=True)
@@ -51,8 +51,8 @@ def test_2020_has_turns_judged_without_relevant(shared_data):
 
 
 def test_turn_texts(shared_data):
-    from eval.cast import split_queries, turn_texts
     from retrieval_kd import datasets
+    from retrieval_kd.bench.cast import split_queries, turn_texts
 
     ds = datasets.load("cast-mini")
     assert {k: len(v) for k, v in split_queries(ds).items()} == {"cast2021": 239, "ikat2023": 76}

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from retrieval_kd.errors import ConfigError
-from retrieval_kd.students.splade import conversation_text, history_text
+from retrieval_kd.methods.disco.conversation import conversation_text, history_text
 from retrieval_kd.teachers.rewrites import aggregate
 
 HISTORY = [{"role": "user", "text": "What is throat cancer?"}, {"role": "system", "text": "A cancer of the throat."},
@@ -73,7 +73,7 @@ def test_aggregations_hand_computed():
 def test_student_subset_decoder_is_exact(splade_path):
     import torch
 
-    from retrieval_kd.students.splade import SpladeStudent
+    from retrieval_kd.methods.disco.student import SpladeStudent
 
     st = SpladeStudent(splade_path, max_length=64)
     texts = [conversation_text(HISTORY, "What are its symptoms?"), "tiger sharks"]
@@ -84,7 +84,8 @@ def test_student_subset_decoder_is_exact(splade_path):
 
 
 def test_evaluation_turns_are_refused(shared_data):
-    from retrieval_kd.trainers.disco import DiscoConfig, DiscoTrainer
+    from retrieval_kd.methods.disco.config import DiscoConfig
+    from retrieval_kd.methods.disco.trainer import DiscoTrainer
 
     cfg = DiscoConfig.model_validate({"data": {"train": "cast-mini", "collections": ["cast2021"]}})
     with pytest.raises(ConfigError, match="overlap the evaluation set"):
@@ -95,7 +96,8 @@ def test_evaluation_turns_are_refused(shared_data):
 def trained(tmp_path_factory, mini, train_slice):
     """A short real DiSCo run (human teacher) on 3 training conversations over a 48-document slice."""
     from retrieval_kd.config import load_config
-    from retrieval_kd.trainers.disco import DiscoConfig, DiscoTrainer
+    from retrieval_kd.methods.disco.config import DiscoConfig
+    from retrieval_kd.methods.disco.trainer import DiscoTrainer
 
     cfg = load_config(None, DiscoConfig, [f"data.train={train_slice}", "model.max_length=128",
                                           "model.doc_max_length=128", "train.max_steps=30", "train.lr=3e-4",
@@ -135,8 +137,9 @@ def test_training_brings_student_towards_teacher(trained):
 
 
 def test_onnx_parity_and_torch_free_serving_path(trained, tmp_path, mini, mini_slice, splade):
+    from retrieval_kd.export.conversational import export_student_onnx
     from retrieval_kd.index.impact import ImpactIndex
-    from retrieval_kd.students.splade import OnnxConversationalEncoder, export_student_onnx
+    from retrieval_kd.serving.conversational import OnnxConversationalEncoder
     from retrieval_kd.teachers.splade import SpladeEncoder
 
     _, _, _, run = trained

@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from retrieval_kd.bench.medicineqa import EvalConfig
 from retrieval_kd.config import load_config
 from retrieval_kd.errors import ConfigError
-from retrieval_kd.pipeline.medicineqa import EvalConfig
-from retrieval_kd.pipeline.recipes import LLMTeacherConfig, TeacherSource, TrainRewriterConfig, collect_examples
+from retrieval_kd.methods.drr.config import LLMTeacherConfig, TeacherSource, TrainRewriterConfig
+from retrieval_kd.methods.drr.recipes import collect_examples
 from retrieval_kd.teachers.queries import write_jsonl_queries
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

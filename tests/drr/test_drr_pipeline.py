@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 from retrieval_kd import datasets
 from retrieval_kd.cli import app
 from retrieval_kd.index.bm25 import BM25Index
-from retrieval_kd.pipeline.drr import DRR, BM25Retriever, fuse, hit_at_k, mean, retrieve
-from retrieval_kd.students.rewriter import LastUtterance, WholeDialogue
+from retrieval_kd.methods.drr.pipeline import DRR, BM25Retriever, fuse, hit_at_k, mean, retrieve
+from retrieval_kd.methods.drr.rewriters import LastUtterance, WholeDialogue
 from retrieval_kd.teachers.queries import dialogue_of, medicineqa_queries
 
 
@@ -57,7 +57,7 @@ def test_drr_pipeline_object(mqa):
 
 
 def test_eval_recipe_writes_table_runs_and_config(shared_data, tmp_path):
-    from retrieval_kd.pipeline.medicineqa import EvalConfig, SideConfig, run_eval
+    from retrieval_kd.bench.medicineqa import EvalConfig, SideConfig, run_eval
 
     cfg = EvalConfig(en=None, zh=SideConfig(dataset="medicineqa", multiround="medicineqa-multiround",
                                             tokenizer="zh-bigram", dense=False), out=str(tmp_path / "eval"))
@@ -88,6 +88,6 @@ def test_server_side_pieces_import_without_torch():
     import subprocess
     import sys
 
-    code = ("import sys, retrieval_kd.export.rewriter, retrieval_kd.index.bm25, retrieval_kd.pipeline.drr; "
+    code = ("import sys, retrieval_kd.serving.rewriter, retrieval_kd.index.bm25, retrieval_kd.methods.drr.pipeline; "
             "sys.exit(int('torch' in sys.modules or 'transformers' in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

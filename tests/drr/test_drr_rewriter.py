@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from retrieval_kd.errors import RKDError
-from retrieval_kd.students.rewriter import (
+from retrieval_kd.methods.drr.rewriters import (
     ExtractiveRewriter,
     LastUtterance,
     Seq2SeqRewriter,
@@ -35,7 +35,7 @@ def toy_examples(n: int, seed: int = 0) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def tagger(tiny_bert, tmp_path_factory):
-    from retrieval_kd.trainers.rewriter import train_tagger
+    from retrieval_kd.methods.drr.train import train_tagger
 
     out = tmp_path_factory.mktemp("tagger") / "student"
     train_tagger(toy_examples(160), out, base=tiny_bert, epochs=5, batch_size=16, lr=3e-3, max_length=48,
@@ -44,7 +44,7 @@ def tagger(tiny_bert, tmp_path_factory):
 
 
 def test_tagger_learns_teacher_terms_and_carries_the_entity(tagger):
-    from retrieval_kd.pipeline.tagging import Corrector
+    from retrieval_kd.methods.drr.tagging import Corrector
 
     meta = json.loads((tagger / "rewriter.json").read_text())
     assert meta["kind"] == "rewriter-tagger" and meta["entity_mask"] and meta["heldout_token_f1"] > 0.8, meta
@@ -61,8 +61,9 @@ def test_tagger_learns_teacher_terms_and_carries_the_entity(tagger):
 
 
 def test_onnx_export_parity_and_torch_free_runtime(tagger, tmp_path):
-    from retrieval_kd.export.rewriter import OnnxRewriter, export_tagger
-    from retrieval_kd.pipeline.tagging import Corrector
+    from retrieval_kd.export.rewriter import export_tagger
+    from retrieval_kd.methods.drr.tagging import Corrector
+    from retrieval_kd.serving.rewriter import OnnxRewriter
 
     corrector = Corrector({"aspirin": 5, "ibuprofen": 3}, DRUGS, {"dose": "dosage"})
     info = export_tagger(tagger, tmp_path / "onnx", corrector=corrector)
@@ -77,7 +78,7 @@ def test_onnx_export_parity_and_torch_free_runtime(tagger, tmp_path):
 
 
 def test_seq2seq_student_from_a_tiny_t5(tmp_path):
-    from retrieval_kd.trainers.rewriter import init_tiny_seq2seq, train_seq2seq
+    from retrieval_kd.methods.drr.train import init_tiny_seq2seq, train_seq2seq
 
     base = init_tiny_seq2seq(tmp_path / "t5", extra_tokens=["氯", "吡"])
     assert json.loads((base / "config.json").read_text())["d_model"] == 64

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retrieval_kd.pipeline.tagging import (
+from retrieval_kd.methods.drr.tagging import (
     MASK,
     Corrector,
     char_probs,

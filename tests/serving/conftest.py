@@ -56,7 +56,7 @@ def slice_index(slice_dataset, tmp_path_factory) -> Path:
 
     from retrieval_kd.index import FaissIndex
     from retrieval_kd.teachers.dense import DenseEncoder, encode_corpus
-    from retrieval_kd.utils import set_threads
+    from retrieval_kd.threads import set_threads
 
     set_threads(1)
     emb = np.asarray(encode_corpus(DenseEncoder(max_length=128), slice_dataset, show_progress=False))
@@ -68,7 +68,7 @@ def slice_index(slice_dataset, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def bundle(slice_index, tmp_path_factory) -> Path:
     """The dense bundle built by `build_bundle` (fp32, parity-checked at export)."""
-    from retrieval_kd.export.build import build_bundle
+    from retrieval_kd.export.dense import build_bundle
 
     dst = tmp_path_factory.mktemp("bundles") / "cacm-slice"
     build_bundle(slice_index, dst, name="cacm-slice")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from server.process import REPO, http_json, running_server
+from retrieval_kd.serving.process import REPO, http_json, running_server
 
 NAME = "cast-disco"
 
@@ -33,8 +33,8 @@ def conv_slice(shared_data, tmp_path_factory):
 def student_dir(tmp_path_factory):
     """The SPLADE-tiny checkpoint saved as an (untrained) DiSCo student: segment ids on, 128 tokens."""
     from retrieval_kd.errors import RKDError
-    from retrieval_kd.students.splade import SpladeStudent
-    from retrieval_kd.utils import set_threads
+    from retrieval_kd.methods.disco.student import SpladeStudent
+    from retrieval_kd.threads import set_threads
 
     set_threads(1)
     try:
@@ -46,7 +46,7 @@ def student_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def conv_bundle(conv_slice, student_dir, tmp_path_factory) -> Path:
-    from retrieval_kd.export.sparse_conversational import build_conversational_bundle
+    from retrieval_kd.export.conversational import build_conversational_bundle
 
     dst = tmp_path_factory.mktemp("conv-bundles") / NAME
     build_conversational_bundle(student_dir, dst, name=NAME, dataset=str(conv_slice[0].path))
@@ -58,7 +58,7 @@ def _torch_ids(student_dir: Path, bundle: Path, history: list[dict], utterance: 
     import torch
 
     from retrieval_kd.index.impact import ImpactIndex
-    from retrieval_kd.students.splade import SpladeStudent
+    from retrieval_kd.methods.disco.student import SpladeStudent
 
     student = SpladeStudent(student_dir, device="cpu", max_length=128, segments=True)
     student.model.eval()
@@ -69,8 +69,8 @@ def _torch_ids(student_dir: Path, bundle: Path, history: list[dict], utterance: 
 
 def test_manifest_lists_and_verifies_every_file(conv_bundle, conv_slice, tmp_path):
     from retrieval_kd.errors import BundleError
-    from retrieval_kd.export.bundle import open_bundle, read_manifest
-    from retrieval_kd.export.sparse_conversational import ConversationalSearcher
+    from retrieval_kd.serving.bundle import open_bundle, read_manifest
+    from retrieval_kd.serving.conversational import ConversationalSearcher
 
     m = read_manifest(conv_bundle)
     assert m["kind"] == "sparse-conversational" and m["name"] == NAME

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from retrieval_kd.errors import BundleError
-from retrieval_kd.export.bundle import FORMAT_VERSION, kind_class, open_bundle, resolve_bundle
+from retrieval_kd.serving.bundle import FORMAT_VERSION, kind_class, open_bundle, resolve_bundle
 from retrieval_kd.utils import sha256_file
 
 
@@ -71,7 +71,7 @@ def test_docstore(tmp_path):
 def test_build_needs_a_dataset(slice_index, tmp_path):
     import shutil
 
-    from retrieval_kd.export.build import build_bundle
+    from retrieval_kd.export.dense import build_bundle
 
     src = tmp_path / "idx"
     shutil.copytree(slice_index, src)

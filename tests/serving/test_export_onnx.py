@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval_kd.export.runtime import OnnxEncoder
+from retrieval_kd.serving.runtime import OnnxEncoder
 
 SPLADE = Path(__file__).resolve().parents[2] / ".venv/lib/python3.11/site-packages/cognition/model"
 QUERIES = ["parallel sorting algorithms", "What articles exist which deal with TSS (Time Sharing System)?",
@@ -88,7 +88,7 @@ def test_splade_export_parity(tmp_path):
 
 
 def test_length_buckets_cover_rows_once_and_cut_padding():
-    from retrieval_kd.export.runtime import length_buckets
+    from retrieval_kd.serving.runtime import length_buckets
 
     lengths = np.array([5, 140, 7, 8, 30, 31, 9, 64, 4, 4, 12, 33])
     groups = length_buckets(lengths, call_cost=4.0)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from server.process import REPO, http_json, running_server
+from retrieval_kd.serving.process import REPO, http_json, running_server
 
 NAME = "medicineqa-drr"
 
@@ -38,7 +38,7 @@ def _split(mr):
 @pytest.fixture(scope="module")
 def tagger(mqa, tiny_bert, tmp_path_factory) -> Path:
     """The tiny BERT (tests/conftest.py) trained briefly by `train_tagger`."""
-    from retrieval_kd.trainers.rewriter import train_tagger
+    from retrieval_kd.methods.drr.train import train_tagger
 
     base = tiny_bert
     ds, mr = mqa
@@ -62,9 +62,9 @@ def med_bundle(tagger, mqa, tmp_path_factory) -> Path:
 def in_process(tagger, mqa):
     """The in-process pipeline: the torch tagger + a fresh BM25 index of the records, fused as `rkd eval` does."""
     from retrieval_kd.index.bm25 import BM25Index
-    from retrieval_kd.pipeline.drr import DRR, BM25Retriever
-    from retrieval_kd.pipeline.tagging import Corrector
-    from retrieval_kd.students.rewriter import ExtractiveRewriter
+    from retrieval_kd.methods.drr.pipeline import DRR, BM25Retriever
+    from retrieval_kd.methods.drr.rewriters import ExtractiveRewriter
+    from retrieval_kd.methods.drr.tagging import Corrector
 
     ds = mqa[0]
     rw = ExtractiveRewriter(tagger, corrector=Corrector.for_medicines(ds.corpus))
@@ -74,8 +74,8 @@ def in_process(tagger, mqa):
 
 def test_manifest_lists_and_verifies_every_file(med_bundle, mqa, tmp_path):
     from retrieval_kd.errors import BundleError
-    from retrieval_kd.export.bundle import open_bundle, read_manifest
-    from retrieval_kd.export.medical import MedicalSearcher
+    from retrieval_kd.serving.bundle import open_bundle, read_manifest
+    from retrieval_kd.serving.medical import MedicalSearcher
 
     m = read_manifest(med_bundle)
     assert m["kind"] == "medical" and m["name"] == NAME
@@ -155,7 +155,7 @@ def test_cli_builds_a_bundle_from_an_exported_rewriter(med_bundle, tmp_path):
     from typer.testing import CliRunner
 
     from retrieval_kd.cli import app
-    from retrieval_kd.export.bundle import open_bundle, read_manifest
+    from retrieval_kd.serving.bundle import open_bundle, read_manifest
 
     dst = tmp_path / "again"
     r = CliRunner().invoke(app, ["export", "medical-bundle", str(med_bundle / "rewriter"), str(dst), "-d", "medicineqa",

@@ -21,7 +21,7 @@ def client(bundle):
 
 
 def test_search_and_text(client, bundle):
-    from retrieval_kd.export.bundle import open_bundle
+    from retrieval_kd.serving.bundle import open_bundle
 
     r = client.post(f"{URL}/search", json={"query": "parallel sorting algorithms", "k": 5, "with_text": True})
     assert r.status_code == 200, r.text

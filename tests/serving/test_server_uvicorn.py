@@ -1,11 +1,11 @@
 """A real uvicorn subprocess on a free loopback port: start, query over HTTP, stop."""
 from __future__ import annotations
 
-from server.process import http_json, running_server, serve_once
+from retrieval_kd.serving.process import http_json, running_server, serve_once
 
 
 def test_real_server_round_trip(bundle):
-    from retrieval_kd.export.bundle import open_bundle
+    from retrieval_kd.serving.bundle import open_bundle
 
     want = open_bundle(bundle).search_batch(["parallel sorting algorithms"], 5)[0]
     with running_server([bundle], env={"RKD_API_KEY": "k3y"}) as sp:

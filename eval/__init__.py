@@ -1,1 +1,0 @@
-"""Runnable recipes that write runs and reports (`python eval/<name>.py` or `rkd bench|eval <name>`)."""

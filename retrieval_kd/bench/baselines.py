@@ -1,0 +1,127 @@
+"""Baseline benchmark: exact MiniLM vs faiss IVF-PQ / OPQ+IVF-PQ on the classic collections.
+
+    python eval/baselines.py [--datasets cacm,med,...] [--nprobe 8] [--out runs/bench_baselines]
+    rkd bench baselines  (same options)
+
+Columns: nDCG@10 and R@100 vs qrels (judged queries; binary measures at the dataset's rel_threshold),
+teacher-recall@10 (share of the exact teacher's top-10 found in the index's top-10, all queries),
+bytes per vector (code size), ms per query (one query at a time, search only, one thread), build seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DATASETS = ("cacm", "med", "cisi", "cranfield", "cf")
+DEFAULT_FACTORIES = (
+    "IVFn,PQ8x8np", "IVFn,PQ16x8np", "IVFn,PQ32x8np",
+    "OPQ8,IVFn,PQ8x8np", "OPQ16,IVFn,PQ16x8np", "OPQ32,IVFn,PQ32x8np",
+)
+DEFAULT_NPROBE = 8
+
+
+@dataclass
+class Prepared:
+    """A dataset with its cached teacher embeddings and the exact teacher's run."""
+
+    ds: object
+    doc_emb: np.ndarray
+    qids: list[str]
+    q_emb: np.ndarray
+    exact: dict[str, dict[str, float]]
+    exact_ms: float
+
+
+def prepare(name: str, encoder=None, depth: int = 100) -> Prepared:
+    """Load a dataset, embed corpus + queries with the teacher (cached), and run exact search."""
+    from retrieval_kd import datasets
+    from retrieval_kd.index import FaissIndex
+    from retrieval_kd.teachers.dense import DenseEncoder, encode_corpus, encode_queries
+
+    ds = datasets.load(name)
+    encoder = encoder or DenseEncoder()
+    doc_emb = np.asarray(encode_corpus(encoder, ds))
+    qids, q_emb = encode_queries(encoder, ds.queries, ds.name)
+    q_emb = np.asarray(q_emb)
+    flat = FaissIndex.build(doc_emb, ds.doc_ids, "Flat")
+    ms = _ms_per_query(flat, q_emb, depth, None)
+    return Prepared(ds, doc_emb, qids, q_emb, flat.search_run(qids, q_emb, depth), ms)
+
+
+def _ms_per_query(index, q_emb: np.ndarray, k: int, nprobe: int | None) -> float:
+    t0 = time.perf_counter()
+    for i in range(len(q_emb)):
+        index.search(q_emb[i : i + 1], k, nprobe)
+    return 1000 * (time.perf_counter() - t0) / max(1, len(q_emb))
+
+
+def score_run(p: Prepared, run: dict, name: str, **extra) -> dict:
+    """One table row: qrels measures + teacher-recall for a run over the prepared queries."""
+    from retrieval_kd.evaluate import evaluate, teacher_recall
+
+    m = evaluate(run, p.ds.qrels, ["nDCG@10", "R@100"], rel=p.ds.rel_threshold)
+    row = {"dataset": p.ds.name, "index": name, "nDCG@10": m["nDCG@10"], "R@100": m["R@100"],
+           "teacher-R@10": teacher_recall(run, p.exact, 10)}
+    row.update(extra)
+    return row
+
+
+def baseline_rows(p: Prepared, factories=DEFAULT_FACTORIES, nprobe: int = DEFAULT_NPROBE, seed: int = 0,
+                  save_dir: Path | None = None) -> list[dict]:
+    """Exact row + one row per faiss factory string."""
+    from retrieval_kd.index import FaissIndex
+
+    rows = [score_run(p, p.exact, "exact (Flat)", bytes=float(p.doc_emb.shape[1] * 4), ms_q=p.exact_ms,
+                      build_s=0.0)]
+    for factory in factories:
+        t0 = time.perf_counter()
+        index = FaissIndex.build(p.doc_emb, p.ds.doc_ids, factory, seed=seed, meta={"dataset": p.ds.name})
+        build_s = time.perf_counter() - t0
+        run = index.search_run(p.qids, p.q_emb, 100, nprobe)
+        rows.append(score_run(p, run, f"{index.factory} np={nprobe}", bytes=index.bytes_per_vector,
+                              ms_q=_ms_per_query(index, p.q_emb, 100, nprobe), build_s=build_s))
+        if save_dir is not None:
+            index.save(Path(save_dir) / p.ds.name / factory.replace(",", "_"))
+    return rows
+
+
+COLUMNS = ["dataset", "index", "nDCG@10", "R@100", "teacher-R@10", "bytes", "ms_q", "build_s"]
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Run the baseline benchmark and print a Markdown table."""
+    from retrieval_kd.evaluate import format_table
+    from retrieval_kd.teachers.dense import DenseEncoder
+    from retrieval_kd.threads import set_threads
+    from retrieval_kd.utils import run_info, write_json
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", default=",".join(DATASETS))
+    ap.add_argument("--factories", default=";".join(DEFAULT_FACTORIES),
+                    help="';'-separated faiss factory strings (IVFn = IVF√N)")
+    ap.add_argument("--nprobe", type=int, default=DEFAULT_NPROBE)
+    ap.add_argument("--out", default="runs/bench_baselines")
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args(argv)
+    set_threads(args.threads)
+    encoder = DenseEncoder()
+    rows: list[dict] = []
+    for name in args.datasets.split(","):
+        p = prepare(name.strip(), encoder)
+        rows += baseline_rows(p, args.factories.split(";"), args.nprobe)
+        print(format_table([r for r in rows if r["dataset"] == p.ds.name], COLUMNS), flush=True)
+    table = format_table(rows, COLUMNS)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table.md").write_text(table + "\n")
+    write_json(out / "results.json", {"rows": rows, "run_info": run_info(vars(args))})
+    print("\n" + table)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""CAsT recipe: DiSCo students vs rewrite baselines on CAsT 2021 and iKAT 2023 (cast-mini), one SPLADE encoder.
+
+    python eval/cast.py [--config configs/disco_cast.yaml] [--out runs/cast-bench] [--set train.epochs=1]
+    rkd eval cast       (same options)
+
+Every row uses the same frozen SPLADE document encoder and the same built-in impact index of the cast-mini
+corpus; only the query side changes: the raw utterance, the whole history concatenated, the automatic rewrite
+(CAsT 2021 only: iKAT gives none), the human rewrite (the teachers' upper bound), SPLADE on the student's input
+text without training, and DiSCo students trained on CAsT 2019/2020/2022 with the human teacher, the
+automatic teacher, and both (mean / mixture / union). BM25 rows (built-in BM25) are references.
+Measures (ir-measures, binary relevance >= 1 on cast-mini): nDCG@3, RR, R@10, R@100 over judged turns.
+
+`official_evaluate` applies the official CAsT conventions to a run over the real corpora: judged turns only,
+graded nDCG, relevance >= 2 for RR/recall from 2020 on (>= 1 in 2019), CAsT 2021 at document level.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+MEASURES = ("nDCG@3", "RR", "R@10", "R@100")
+EVAL_SETS = {"cast2021": "CAsT 2021", "ikat2023": "iKAT 2023"}
+VARIANTS = {  # key -> (row name, teacher sources, aggregation)
+    "human": ("DiSCo, human teacher", ["manual"], "mean"),
+    "automatic": ("DiSCo, automatic teacher", ["automatic"], "mean"),
+    "mean": ("DiSCo, human+automatic (mean)", ["manual", "automatic"], "mean"),
+    "mixture": ("DiSCo, human+automatic (mixture)", ["manual", "automatic"], "mixture"),
+    "union": ("DiSCo, human+automatic (union)", ["manual", "automatic"], "union"),
+}
+
+
+def to_document_run(run: dict) -> dict:
+    """Passage run -> document run (max passage score per document; passage id = '<doc id>-<n>')."""
+    out: dict = {}
+    for qid, docs in run.items():
+        acc = out.setdefault(qid, {})
+        for pid, s in docs.items():
+            doc = pid.rsplit("-", 1)[0] if pid.rsplit("-", 1)[-1].isdigit() else pid
+            acc[doc] = max(acc.get(doc, float("-inf")), s)
+    return out
+
+
+def official_evaluate(run: dict, collection: str, root: Path | None = None,
+                      measures=("nDCG@3", "RR", "R@100", "R@1000", "AP"), per_query: bool = False) -> dict:
+    """Official CAsT conventions on the track's real qrels (see module doc); means, or per-turn values."""
+    from retrieval_kd.data.cast import OFFICIAL_REL, read_official_qrels
+    from retrieval_kd.evaluate import evaluate
+    from retrieval_kd.paths import data_root
+
+    qrels = read_official_qrels(root or data_root(), collection)
+    if collection == "cast2021":
+        run = to_document_run(run)
+    return evaluate(run, qrels, list(measures), rel=OFFICIAL_REL[collection], per_query=per_query)
+
+
+def split_queries(ds) -> dict[str, list[str]]:
+    """Evaluation collection -> its judged turn ids."""
+    judged = ds.judged_queries()
+    return {c: [t["id"] for x in ds.conversations if x["collection"] == c for t in x["turns"] if t["id"] in judged]
+            for c in EVAL_SETS}
+
+
+def turn_texts(ds, kind: str, responses: str = "last") -> dict[str, str]:
+    """Query text per turn: raw | history | automatic | manual | student (the DiSCo input text)."""
+    from retrieval_kd.methods.disco.conversation import conversation_text, history_text
+
+    out = {}
+    for c in ds.conversations:
+        for t in c["turns"]:
+            if kind == "raw":
+                out[t["id"]] = t["utterance"]
+            elif kind == "history":
+                out[t["id"]] = history_text(t["history"], t["utterance"])
+            elif kind == "student":
+                out[t["id"]] = conversation_text(t["history"], t["utterance"], responses)
+            elif t.get(kind):
+                out[t["id"]] = t[kind]
+    return out
+
+
+def score_rows(name: str, run: dict, ds, splits: dict[str, list[str]], extra: dict | None = None) -> list[dict]:
+    """One row per evaluation set (turns the run has no text for count as zero)."""
+    from retrieval_kd.evaluate import evaluate
+
+    rows = []
+    for coll, qids in splits.items():
+        covered = sum(1 for q in qids if q in run)
+        if not covered:
+            continue
+        m = evaluate(run, ds.qrels, list(MEASURES), rel=ds.rel_threshold, queries=qids)
+        rows.append({"set": EVAL_SETS[coll], "query": name, **m, "turns": len(qids), **(extra or {})})
+    return rows
+
+
+def sparse_run(encoder, index, texts: dict[str, str], k: int = 100) -> dict:
+    """Encode query texts with a SPLADE encoder and search the impact index."""
+    qids = list(texts)
+    return index.search_run(qids, encoder.encode([texts[q] for q in qids]), k)
+
+
+def student_config(base, sources: list[str], aggregation: str, out: Path):
+    """The base DiscoConfig with these teachers, aggregation and output folder."""
+    from retrieval_kd.methods.disco.config import TeacherCfg
+
+    names = {"manual": "human", "automatic": "automatic"}
+    teachers = [TeacherCfg(name=names.get(s, Path(s).stem), source=s) for s in sources]
+    return base.model_copy(update={"teachers": teachers, "aggregation": aggregation, "output": str(out)})
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Run the recipe and print the Markdown table; returns the rows."""
+    from retrieval_kd.config import load_config
+    from retrieval_kd.datasets import load
+    from retrieval_kd.evaluate import format_table
+    from retrieval_kd.index.impact import ImpactIndex
+    from retrieval_kd.methods.disco.config import DiscoConfig
+    from retrieval_kd.methods.disco.trainer import train_disco
+    from retrieval_kd.teachers.splade import SpladeEncoder, encode_cached
+    from retrieval_kd.threads import set_threads
+    from retrieval_kd.utils import run_info, write_json
+
+    ap = argparse.ArgumentParser(prog="eval/cast.py", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", default="configs/disco_cast.yaml")
+    ap.add_argument("--out", default="runs/cast-bench")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override a.b=value")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help=f"DiSCo rows to train, of {','.join(VARIANTS)}")
+    ap.add_argument("--reuse", action="store_true", help="reuse students already trained under --out")
+    ap.add_argument("--no-bm25", action="store_true")
+    args = ap.parse_args(argv)
+    set_threads()
+    cfg = load_config(args.config if Path(args.config).exists() else None, DiscoConfig, args.overrides)
+    out = Path(args.out)
+    ds = load(cfg.data.eval)
+    splits = split_queries(ds)
+    enc = SpladeEncoder(cfg.model.document_encoder, max_length=cfg.model.doc_max_length)
+    docs = encode_cached(enc, ds.doc_texts, "corpus")
+    index = ImpactIndex.build(docs, ds.doc_ids, enc.vocab, meta={"dataset": ds.name, "encoder": str(enc.path)})
+    index.save(out / "index")
+    rows: list[dict] = []
+    if not args.no_bm25:
+        from retrieval_kd.index.bm25 import BM25Index
+
+        bm25 = BM25Index.build(ds.doc_texts, ds.doc_ids)
+        for kind in ("raw", "history", "automatic", "manual"):
+            rows += score_rows(f"BM25: {kind}", bm25.search_run(turn_texts(ds, kind), 100), ds, splits)
+    labels = {"raw": "raw utterance", "history": "whole history concatenated", "automatic": "automatic rewrite",
+              "manual": "human rewrite (teacher bound)", "student": "DiSCo input text, untrained"}
+    init = SpladeEncoder(cfg.model.student_init or enc.path, max_length=cfg.model.max_length,
+                         segments=cfg.model.segments)  # the student before training
+    for kind, label in labels.items():
+        rows += score_rows(f"SPLADE: {label}", sparse_run(init if kind == "student" else enc, index,
+                                                          turn_texts(ds, kind, cfg.model.responses)), ds, splits)
+    for key in [v for v in args.variants.split(",") if v]:
+        if key not in VARIANTS:
+            raise SystemExit(f"unknown variant {key!r}; choose from {', '.join(VARIANTS)}")
+        name, sources, agg = VARIANTS[key]
+        dest = out / "students" / key
+        if not (args.reuse and (dest / "meta.json").exists()):
+            t0 = time.time()
+            train_disco(student_config(cfg, sources, agg, dest), dest, progress=False)
+            print(f"trained {name} in {time.time() - t0:.0f}s -> {dest}", file=sys.stderr)
+        student = SpladeEncoder(dest / "student", max_length=cfg.model.max_length)
+        meta = json.loads((dest / "meta.json").read_text())
+        rows += score_rows(name, sparse_run(student, index, turn_texts(ds, "student", cfg.model.responses)), ds,
+                           splits, {"train_s": meta.get("train_seconds")})
+    prog = "python eval/cast.py" if argv is None else "rkd eval cast"
+    cmd = prog + " " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    table = format_table(rows, ["set", "query", *MEASURES, "turns"])
+    print(f"\n`{cmd.strip()}`\n\n{table}\n")
+    for label in EVAL_SETS.values():
+        bound = next((r["nDCG@3"] for r in rows if r["set"] == label and r["query"].startswith("SPLADE: human")), None)
+        for r in rows:
+            if r["set"] == label and r["query"].startswith("DiSCo") and bound:
+                print(f"{label}: {r['query']}: nDCG@3 = {r['nDCG@3'] / bound:.0%} of the human-rewrite teacher")
+    write_json(out / "results.json", {"command": cmd, "rows": rows, "run_info": run_info(cfg.model_dump(mode="json"))})
+    (out / "table.md").write_text(f"`{cmd.strip()}`\n\n{table}\n", encoding="utf-8")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

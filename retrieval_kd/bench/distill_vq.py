@@ -1,0 +1,183 @@
+"""Distill-VQ benchmark: exact teacher, faiss IVFPQ, faiss OPQ+IVFPQ and Distill-VQ variants on five collections.
+
+    python eval/distill_vq.py [--datasets cacm,med] [--sizes 8,16] [--rows ivfpq,opq,listnet,...] [--out runs/bench_vq]
+    rkd bench vq  (same options)
+
+Every index uses nlist = √N and the same nprobe. Distill-VQ rows start from the OPQ+IVFPQ row's index (same seed)
+and train on pseudo-queries only, so every real query is held out. Columns: nDCG@10 and R@100 against qrels
+(judged held-out queries, binary measures at the dataset's rel_threshold), teacher-recall@10/@100 (share of the
+exact teacher's top-k found, all held-out queries), bytes per vector (code size), training seconds (faiss build
++ distillation + export; encoding excluded), ms per query (faiss search, one query at a time, one thread).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+DATASETS = ("cacm", "med", "cisi", "cranfield", "cf")
+ROWS = ("ivfpq", "opq", "listnet", "listnet_opq", "kl", "margin_mse")
+# Distill-VQ variants: name -> (label, --set overrides on top of configs/vq_<dataset>_<m>b.yaml)
+VARIANTS = {
+    "listnet": ("Distill-VQ (listnet)", []),
+    "listnet_opq": ("Distill-VQ (listnet, learnable OPQ)", ["student.learn_opq=true"]),
+    "kl": ("Distill-VQ (kl, reverse)", ["loss.name=kl", "loss.params.direction=reverse"]),
+    "margin_mse": ("Distill-VQ (margin_mse)", ["loss.name=margin_mse"]),
+    "ranknet": ("Distill-VQ (ranknet)", ["loss.name=ranknet"]),
+    "mse": ("Distill-VQ (mse)", ["loss.name=mse"]),
+    "infonce": ("Distill-VQ (infonce)", ["loss.name=infonce"]),
+}
+DEFAULT_NPROBE = 16
+REPO = Path(__file__).resolve().parents[2]
+
+
+def config_for(name: str, m: int, nprobe: int, extra: list[str]):
+    """configs/vq_<name>_<m>b.yaml when it exists (else cacm 8b's settings with PQ m), plus overrides."""
+    from retrieval_kd.config import load_config
+    from retrieval_kd.methods.distill_vq.config import VQConfig
+
+    path = REPO / "configs" / f"vq_{name}_{m}b.yaml"
+    base = path if path.exists() else REPO / "configs" / "vq_cacm_8b.yaml"
+    sets = [f"dataset={name}", f"index.factory=OPQ{m},IVFn,PQ{m}x8np", f"index.nprobe={nprobe}",
+            "output_dir=null", "train.progress=false", *extra]
+    return load_config(base, VQConfig, sets)
+
+
+def run_size(name: str, ds, held, m: int, rows: list[str], nprobe: int, seed: int, extra: list[str]) -> list[dict]:
+    """Baseline and Distill-VQ rows of one dataset at PQ m x 8 (m bytes per vector)."""
+    from retrieval_kd.index.faiss_ivfpq import FaissIndex
+    from retrieval_kd.methods.distill_vq.trainer import DistillVQ
+
+    out: list[dict] = []
+    docs = held.exact.index.reconstruct_n(0, held.exact.index.ntotal)
+    if "ivfpq" in rows:
+        t0 = time.perf_counter()
+        index = FaissIndex.build(docs, ds.doc_ids, f"IVFn,PQ{m}x8np", seed=seed)
+        out.append(held.row("faiss IVFPQ", index, nprobe, time.perf_counter() - t0))
+    t0 = time.perf_counter()
+    opq = FaissIndex.build(docs, ds.doc_ids, f"OPQ{m},IVFn,PQ{m}x8np", seed=seed)
+    opq_s = time.perf_counter() - t0
+    if "opq" in rows:
+        out.append(held.row("faiss OPQ+IVFPQ", opq, nprobe, opq_s))
+    for key in rows:
+        if key not in VARIANTS:
+            continue
+        label, sets = VARIANTS[key]
+        vq = DistillVQ(config_for(name, m, nprobe, [f"seed={seed}", *sets, *extra]))
+        vq.fit(ds, start=opq)
+        train_s = opq_s + vq.timings["train_s"] + vq.timings.get("export_s", 0.0)
+        out.append(held.row(label, vq.index, nprobe, train_s))
+    for r in out:
+        r["bytes/vec"] = m
+    return out
+
+
+def summary(rows: list[dict]) -> list[dict]:
+    """Distill-VQ (listnet) minus faiss OPQ+IVFPQ in teacher-recall@10, against the issue's targets."""
+    out = []
+    get = {(r["dataset"], r["bytes/vec"], r["method"]): r for r in rows}
+    for (name, m, method), r in get.items():
+        if method != "Distill-VQ (listnet)" or (name, m, "faiss OPQ+IVFPQ") not in get:
+            continue
+        base = get[(name, m, "faiss OPQ+IVFPQ")]["TR@10"]
+        target = {8: 0.05, 16: 0.03}.get(m)
+        row = {"dataset": name, "bytes": m, "OPQ+IVFPQ TR@10": base, "Distill-VQ TR@10": r["TR@10"],
+               "gain (points)": f"{100 * (r['TR@10'] - base):+.1f}",
+               "target": f"+{int(100 * target)}" if target else "", "met": "" if target is None else
+               ("yes" if r["TR@10"] - base >= target - 1e-9 else "no")}
+        if m == 8 and (name, 16, "faiss OPQ+IVFPQ") in get:
+            row["8B Distill-VQ vs 16B OPQ (points)"] = f"{100 * (r['TR@10'] - get[(name, 16, 'faiss OPQ+IVFPQ')]['TR@10']):+.1f}"
+        out.append(row)
+    return out
+
+
+def plot(rows: list[dict], path: Path, name: str = "cacm") -> None:
+    """Teacher-recall@10 vs bytes per vector for faiss OPQ+IVFPQ and Distill-VQ (listnet)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for method, style in (("faiss OPQ+IVFPQ", "o--"), ("Distill-VQ (listnet)", "s-")):
+        pts = sorted((r["bytes/vec"], r["TR@10"]) for r in rows if r["dataset"] == name and r["method"] == method)
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=method)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("bytes per vector")
+    ax.set_ylabel("teacher-recall@10")
+    ax.set_title(f"{name}: ranking like the MiniLM teacher")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+COLUMNS = ["dataset", "method", "bytes/vec", "nDCG@10", "R@100", "TR@10", "TR@100", "train s", "ms/query"]
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Run the benchmark, print Markdown tables, write table.md, results.json and the plot."""
+    from retrieval_kd import datasets
+    from retrieval_kd.evaluate import format_table
+    from retrieval_kd.methods.distill_vq.report import HeldOut
+    from retrieval_kd.teachers.dense import DenseEncoder
+    from retrieval_kd.threads import set_threads
+    from retrieval_kd.utils import run_info, write_json
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", default=",".join(DATASETS))
+    ap.add_argument("--sizes", default="8,16", help="bytes per vector (PQ m x 8)")
+    ap.add_argument("--rows", default=",".join(ROWS), help=f"some of ivfpq,opq,{','.join(VARIANTS)}")
+    ap.add_argument("--nprobe", type=int, default=DEFAULT_NPROBE)
+    ap.add_argument("--plot-sizes", default="4,8,16,32", help="cacm sizes for the plot ('' to skip)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="config override for Distill-VQ rows")
+    ap.add_argument("--out", default="runs/bench_vq")
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args(argv)
+    set_threads(args.threads)
+    rows_wanted = [r.strip() for r in args.rows.split(",") if r.strip()]
+    unknown = set(rows_wanted) - {"ivfpq", "opq", *VARIANTS}
+    if unknown:
+        ap.error(f"unknown rows: {', '.join(sorted(unknown))}")
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    plot_sizes = [int(s) for s in args.plot_sizes.split(",") if s]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    encoder = DenseEncoder()
+    rows: list[dict] = []
+    for name in [d.strip() for d in args.datasets.split(",") if d.strip()]:
+        ds = datasets.load(name)
+        held = HeldOut.of(ds, encoder)
+        exact = held.row("exact teacher", held.exact, None)
+        exact["bytes/vec"] = held.exact.index.d * 4
+        rows.append(exact)
+        extra_sizes = [m for m in plot_sizes if name == "cacm" and m not in sizes]
+        for m in sizes + extra_sizes:
+            wanted = rows_wanted if m in sizes else ["opq", "listnet"]
+            new = run_size(name, ds, held, m, wanted, args.nprobe, args.seed, args.sets)
+            for r in new:
+                r["plot only"] = m not in sizes
+            rows += new
+            print(format_table(new, COLUMNS), flush=True)
+    table_rows = [r for r in rows if not r.get("plot only")]
+    table = format_table(table_rows, COLUMNS)
+    summ = summary(rows)
+    summ_table = format_table(summ)
+    (out / "table.md").write_text(f"nprobe = {args.nprobe}, nlist = √N\n\n{table}\n\n{summ_table}\n")
+    write_json(out / "results.json", {"rows": rows, "summary": summ, "run_info": run_info(vars(args))})
+    if any(r["dataset"] == "cacm" for r in rows):
+        plot(rows, out / "cacm_teacher_recall_vs_bytes.png")
+    print("\n" + table + "\n\n" + summ_table)
+    print(json.dumps({"out": str(out)}))
+    return rows
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.path.insert(0, str(REPO))
+    main()

@@ -1,0 +1,241 @@
+"""Server benchmark: a real uvicorn process on loopback serving the CACM bundle, against in-process search.
+
+    python eval/server_bench.py [--index runs/cacm-vq] [--duration 30] [--clients 1,4,16] [--out runs/bench_server]
+    rkd bench server  (same options)
+
+Serves the Distill-VQ index given by --index, else the faiss baseline "OPQ8,IVFn,PQ8x8np" built from the
+full CACM with the MiniLM teacher. Measures: served q/s, p50/p99 latency and errors at 1, 4, 16 concurrent
+keep-alive clients (with and without micro-batching); the same queries in-process (ONNX encode + faiss search
+of the bundle) at batch sizes 1..32; ONNX fp32 / int8 vs torch encoding speed and nDCG@10. Target at 16
+clients: served q/s >= 80% of the best in-process q/s, p99 <= 50 ms. Only loopback; request loops are bounded.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+FACTORY = "OPQ8,IVFn,PQ8x8np"
+BATCH_SIZES = (1, 2, 4, 8, 16, 32)
+
+
+def ensure_baseline(dest: Path) -> Path:
+    """The faiss baseline over the full CACM (teacher embeddings cached), built once."""
+    from retrieval_kd import datasets
+    from retrieval_kd.index import FaissIndex
+    from retrieval_kd.teachers.dense import DenseEncoder, encode_corpus
+
+    if (dest / "meta.json").exists():
+        return dest
+    ds = datasets.load("cacm")
+    enc = DenseEncoder()
+    emb = np.asarray(encode_corpus(enc, ds))
+    FaissIndex.build(emb, ds.doc_ids, FACTORY, meta={"dataset": "cacm", "teacher": "minilm",
+                                                     "teacher_fingerprint": enc.fingerprint}).save(dest)
+    return dest
+
+
+def ensure_bundle(index_dir: Path, dest: Path, int8: bool, rebuild: bool) -> Path:
+    """A bundle of `index_dir`, rebuilt when asked or when it was made from another index folder."""
+    from retrieval_kd.export.dense import build_bundle
+
+    man = dest / "manifest.json"
+    if rebuild or not man.exists() or json.loads(man.read_text())["source"]["index"] != str(index_dir.resolve()):
+        build_bundle(index_dir, dest, name=dest.name, int8=int8)
+    return dest
+
+
+def _rate(fn, n_items: int, min_seconds: float) -> float:
+    """Items per second of `fn()` (each call handles n_items), repeated for at least min_seconds."""
+    fn()  # warm-up
+    calls, t0 = 0, time.perf_counter()
+    while True:
+        fn()
+        calls += 1
+        dt = time.perf_counter() - t0
+        if dt >= min_seconds or calls >= 10_000:
+            return calls * n_items / dt
+
+
+def encoder_speed(fp32: Path, int8: Path | None, queries: list[str], seconds: float) -> list[dict]:
+    """q/s of torch (transformers) vs onnxruntime fp32 / int8 encoding, batch 1 and 32, and nDCG@10."""
+    from retrieval_kd.serving.bundle import open_bundle
+    from retrieval_kd.teachers.dense import DenseEncoder
+
+    rows = []
+    torch_enc = DenseEncoder()
+    encoders = [("torch fp32", lambda b: torch_enc.encode(b), None)]
+    for label, path in (("onnx fp32", fp32), ("onnx int8", int8)):
+        if path is not None:
+            s = open_bundle(path)
+            encoders.append((label, s.encoder.encode, s.manifest["metrics"].get("nDCG@10")))
+    for label, fn, ndcg in encoders:
+        row = {"encoder": label}
+        for bs in (1, 32):
+            batches = [queries[i : i + bs] for i in range(0, len(queries) - bs + 1, bs)] or [queries[:bs]]
+            state = {"i": 0}
+
+            def step(batches=batches, state=state, fn=fn):
+                fn(batches[state["i"] % len(batches)])
+                state["i"] += 1
+
+            row[f"q/s b={bs}"] = _rate(step, bs, seconds)
+        row["nDCG@10"] = ndcg if ndcg is not None else ""
+        rows.append(row)
+    return rows
+
+
+def in_process(bundles: dict[str, Path], queries: list[str], seconds: float) -> list[dict]:
+    """q/s of each bundle's own encode + search (what the server runs) at batch sizes 1..32."""
+    from retrieval_kd.serving.bundle import open_bundle
+
+    rows = [{"batch": bs} for bs in BATCH_SIZES]
+    for label, bundle in bundles.items():
+        s = open_bundle(bundle)
+        for row, bs in zip(rows, BATCH_SIZES, strict=True):
+            state = {"i": 0}
+
+            def step(bs=bs, state=state, s=s):
+                start = (state["i"] * bs) % len(queries)
+                s.search_batch([queries[(start + j) % len(queries)] for j in range(bs)], 10)
+                state["i"] += 1
+
+            row[f"{label} q/s"] = _rate(step, bs, seconds)
+        s.close()
+    return rows
+
+
+async def _client(port: int, path: str, bodies: list[bytes], offset: int, stop_at: float, max_requests: int,
+                  lat: list[float], errors: list[int]) -> None:
+    """One keep-alive HTTP/1.1 client sending requests back to back until stop_at."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    try:
+        for i in range(max_requests):
+            if time.perf_counter() >= stop_at:
+                break
+            body = bodies[(offset + i) % len(bodies)]
+            t0 = time.perf_counter()
+            writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            status = int((await reader.readline()).split()[1])
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            lat.append(time.perf_counter() - t0)
+            if status != 200:
+                errors.append(status)
+    except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+        errors.append(-1)
+    finally:
+        writer.close()
+
+
+def _batch_stats(url: str) -> tuple[float, float]:
+    from retrieval_kd.serving.process import http_json
+
+    text = http_json(url + "/metrics")[1]
+    total = sum(float(v) for v in re.findall(r"^rkd_encoder_batch_queries_sum\{[^}]*\} (\S+)", text, re.M))
+    count = sum(float(v) for v in re.findall(r"^rkd_encoder_batch_queries_count\{[^}]*\} (\S+)", text, re.M))
+    return total, count
+
+
+def load_test(url: str, name: str, queries: list[str], clients: int, seconds: float, warmup: float) -> dict:
+    """q/s, p50/p99 latency (ms), errors and mean encoder batch for `clients` concurrent clients."""
+    port = int(url.rsplit(":", 1)[1])
+    path = f"/v1/indexes/{name}/search"
+    bodies = [json.dumps({"query": q, "k": 10}).encode() for q in queries]
+
+    async def run(duration: float) -> tuple[list[float], list[int], float]:
+        lat: list[float] = []
+        errors: list[int] = []
+        t0 = time.perf_counter()
+        cap = int(duration * 2000) + 10  # bounded: far above any rate this box reaches
+        await asyncio.gather(*(_client(port, path, bodies, 7 * c, t0 + duration, cap, lat, errors)
+                               for c in range(clients)))
+        return lat, errors, time.perf_counter() - t0
+
+    asyncio.run(run(warmup))
+    before = _batch_stats(url)
+    lat, errors, wall = asyncio.run(run(seconds))
+    after = _batch_stats(url)
+    ms = np.asarray(lat) * 1000.0
+    calls = after[1] - before[1]
+    return {"clients": clients, "q/s": len(lat) / wall, "p50 ms": float(np.percentile(ms, 50)) if len(ms) else 0.0,
+            "p99 ms": float(np.percentile(ms, 99)) if len(ms) else 0.0, "errors": len(errors),
+            "mean batch": (after[0] - before[0]) / calls if calls else 0.0}
+
+
+def served(bundle: Path, queries: list[str], clients: list[int], seconds: float, warmup: float,
+           microbatch: bool, label: str) -> list[dict]:
+    from retrieval_kd.serving.bundle import read_manifest
+    from retrieval_kd.serving.process import running_server
+
+    name = read_manifest(bundle)["name"]
+    rows = []
+    with running_server([bundle], extra_args=[] if microbatch else ["--no-microbatch"]) as sp:
+        for c in clients:
+            rows.append({"server": label, **load_test(sp.url, name, queries, c, seconds, warmup)})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from retrieval_kd import datasets
+    from retrieval_kd.evaluate import format_table
+    from retrieval_kd.threads import set_threads
+    from retrieval_kd.utils import run_info, write_json
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--index", type=Path, help="Distill-VQ (or any saved faiss) index folder; default: baseline")
+    ap.add_argument("--out", type=Path, default=Path("runs/bench_server"))
+    ap.add_argument("--duration", type=float, default=30.0, help="seconds per client level")
+    ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--clients", default="1,4,16")
+    ap.add_argument("--inproc-seconds", type=float, default=3.0)
+    ap.add_argument("--no-int8", action="store_true")
+    ap.add_argument("--rebuild", action="store_true", help="rebuild the bundles even when present")
+    args = ap.parse_args(argv)
+    set_threads(1)
+    clients = [int(c) for c in args.clients.split(",")]
+    index_dir = (args.index or ensure_baseline(args.out / "cacm-faiss")).resolve()
+    fp32 = ensure_bundle(index_dir, args.out / "bundles" / "cacm", False, args.rebuild)
+    int8 = None if args.no_int8 else ensure_bundle(index_dir, args.out / "bundles" / "cacm-int8", True, args.rebuild)
+    queries = list(datasets.load("cacm").queries.values())
+
+    enc = encoder_speed(fp32, int8, queries, args.inproc_seconds)
+    inproc = in_process({"fp32": fp32, **({"int8": int8} if int8 else {})}, queries, args.inproc_seconds)
+    rows = served(fp32, queries, clients, args.duration, args.warmup, True, "fp32, micro-batch")
+    rows += served(fp32, queries, clients, args.duration, args.warmup, False, "fp32, no batching")
+    if int8 is not None:
+        rows += served(int8, queries, clients[-1:], args.duration, args.warmup, True, "int8, micro-batch")
+    best = {p: max(r[f"{p} q/s"] for r in inproc) for p in ("fp32", "int8") if f"{p} q/s" in inproc[0]}
+    for r in rows:
+        r["vs in-process"] = r["q/s"] / best[r["server"].split(",")[0]]
+    top = next(r for r in rows if r["server"] == "fp32, micro-batch" and r["clients"] == max(clients))
+    verdict = (f"at {top['clients']} clients: {top['q/s']:.1f} q/s = {top['vs in-process']:.0%} of the in-process best "
+               f"{best['fp32']:.1f} q/s (target >= 80%), p99 {top['p99 ms']:.1f} ms (target <= 50 ms)")
+    report = "\n\n".join([
+        f"index: {index_dir} ({json.loads((fp32 / 'manifest.json').read_text())['index']['factory']})",
+        "Served (uvicorn subprocess on 127.0.0.1, keep-alive clients, k=10; 'vs in-process' = q/s over the best\n"
+        "in-process q/s of the same precision):\n" + format_table(rows),
+        "In-process (the bundle's ONNX encode + faiss search, one thread, k=10):\n" + format_table(inproc),
+        "Query encoders (q/s, one thread; nDCG@10 of the bundle on CACM):\n" + format_table(enc),
+        verdict,
+    ])
+    print(report)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "report.md").write_text(report + "\n", encoding="utf-8")
+    result = {"served": rows, "in_process": inproc, "encoders": enc, "verdict": verdict,
+              "run_info": run_info(vars(args) | {"index": str(index_dir), "out": str(args.out)})}
+    write_json(args.out / "results.json", result)
+    return result
+
+
+if __name__ == "__main__":
+    main()

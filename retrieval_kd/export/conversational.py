@@ -1,0 +1,149 @@
+"""Build time for DiSCo: ONNX export of the conversational student and the sparse-conversational bundle."""
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from retrieval_kd.errors import BundleError
+from retrieval_kd.export.bundle import write_manifest
+from retrieval_kd.index.impact import FILES as INDEX_FILES
+from retrieval_kd.index.impact import ImpactIndex
+from retrieval_kd.methods.disco.conversation import STUDENT_FILE, read_student_config
+from retrieval_kd.serving.bundle import valid_name
+from retrieval_kd.serving.conversational import ENCODER_DIR, INDEX_DIR
+
+
+def _export_module(student_dir: Path):
+    """(torch module input_ids, attention_mask -> SPLADE vector with segment ids inside, tokenizer, config)."""
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from retrieval_kd.teachers.splade import segment_ids, splade_pool
+
+    cfg = read_student_config(student_dir)
+    tokenizer = AutoTokenizer.from_pretrained(student_dir)
+    model = AutoModelForMaskedLM.from_pretrained(student_dir).eval()
+    sep_id, segments = int(tokenizer.sep_token_id), bool(cfg.get("segments", False))
+
+    class ConversationalSplade(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask):
+            types = segment_ids(input_ids, sep_id) if segments else torch.zeros_like(input_ids)
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=types)
+            return splade_pool(out.logits, attention_mask)
+
+    return ConversationalSplade().eval(), tokenizer, cfg
+
+
+def export_student_onnx(student_dir: str | Path, dest: str | Path, parity_texts: Sequence[str] | None = None,
+                        atol: float = 1e-4) -> dict[str, Any]:
+    """ONNX graph of a trained student (segment ids and SPLADE pooling inside), parity-checked, written atomically.
+
+    The folder holds query_encoder.onnx (inputs input_ids/attention_mask, output `sentence_embedding`
+    [batch, vocab]), the tokenizer files, student.json (input format) and meta.json (kind "onnx-encoder").
+    """
+    import tempfile
+
+    from retrieval_kd.export.onnx import ENCODER_FILE, INPUTS, OUTPUT, ExportError, _export_graph, _tokens, parity_check
+    from retrieval_kd.utils import atomic_dir, run_info
+
+    student_dir = Path(student_dir)
+    module, tokenizer, cfg = _export_module(student_dir)
+    texts = list(parity_texts or ["how deadly is it? [SEP] what are the most common types of breast cancer?", "x"])
+    max_length = int(cfg["max_length"])
+    with tempfile.TemporaryDirectory(prefix="rkd-disco-onnx-") as work, atomic_dir(dest) as tmp:
+        path = Path(work) / ENCODER_FILE
+        exporter = _export_graph(module, _tokens(tokenizer, texts[:2], max_length), path, None)
+        diff = parity_check(module, tokenizer, path, texts, max_length)
+        if not diff <= atol:
+            raise ExportError(f"{student_dir}: ONNX output differs from torch by {diff:.2e} > {atol:g}")
+        (tmp / ENCODER_FILE).write_bytes(path.read_bytes())
+        tokenizer.save_pretrained(str(tmp))
+        info = {"file": ENCODER_FILE, "pooling": "splade", "normalize": False, "max_length": max_length,
+                "exporter": exporter, "precision": "fp32", "parity_max_abs_diff": diff, "source": str(student_dir),
+                "inputs": list(INPUTS), "output": OUTPUT, "dim": int(module.model.config.vocab_size),
+                "pad_token": tokenizer.pad_token, "segments": bool(cfg.get("segments", False))}
+        (tmp / STUDENT_FILE).write_text(json.dumps(cfg, indent=2, default=str) + "\n", encoding="utf-8")
+        meta = {"kind": "onnx-encoder", "format_version": 1, "encoder": info, "conversational": True,
+                "run_info": run_info()}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return info
+
+
+def _student_source(src: Path) -> tuple[Path, str | None, dict]:
+    """(student folder, its document encoder or None, run meta) from a DiSCo run folder or a student folder."""
+    meta_path = src / "meta.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    if meta.get("kind") == "disco-student":
+        return src / meta.get("student", "student"), meta.get("document_encoder"), meta
+    if (src / "config.json").is_file():
+        cfg = src / "student.json"
+        doc = json.loads(cfg.read_text(encoding="utf-8")).get("document_encoder") if cfg.is_file() else None
+        return src, doc, {}
+    raise BundleError(f"{src}: neither a DiSCo run folder (meta.json kind 'disco-student') nor a model folder")
+
+
+def build_conversational_bundle(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    name: str,
+    dataset: str | Path = "cast-mini",
+    index_dir: str | Path | None = None,
+    document_encoder: str | None = None,
+) -> dict[str, Any]:
+    """Export the student to ONNX (parity-checked), build or copy the impact index, fill the doc store, write the manifest."""
+    from retrieval_kd import datasets
+    from retrieval_kd.index.docstore import DocStore
+    from retrieval_kd.utils import atomic_dir
+
+    src, dst = Path(src), Path(dst)
+    if not valid_name(name):
+        raise BundleError(f"bundle name {name!r} must be letters, digits, '.', '_' or '-' (at most 64)")
+    student_dir, run_doc_encoder, run_meta = _student_source(src)
+    ds = datasets.load(str(dataset))
+    by_id = {d["id"]: d for d in ds.corpus}
+    if index_dir is not None:
+        index = ImpactIndex.load(index_dir)
+        missing = [d for d in index.docids if d not in by_id]
+        if missing:
+            raise BundleError(f"{index_dir}: {len(missing)} ids not in dataset {ds.name!r} (e.g. {missing[0]!r})")
+    else:
+        from retrieval_kd.teachers.splade import SpladeEncoder, encode_corpus
+
+        enc = SpladeEncoder(document_encoder or run_doc_encoder)
+        index = ImpactIndex.build(encode_corpus(enc, ds, show_progress=False), ds.doc_ids, enc.vocab,
+                                  meta={"dataset": ds.name, "encoder": str(enc.path),
+                                        "encoder_fingerprint": enc.fingerprint})
+    with atomic_dir(dst) as tmp:
+        tmp.chmod(0o755)  # readable by a server account
+        info = export_student_onnx(student_dir, tmp / ENCODER_DIR)
+        if info["dim"] != len(index.vocab):
+            raise BundleError(f"{student_dir}: encoder gives dim {info['dim']}, the impact index has "
+                              f"{len(index.vocab)} terms (different vocabularies)")
+        if index_dir is not None:
+            (tmp / INDEX_DIR).mkdir()
+            for f in INDEX_FILES:
+                shutil.copyfile(Path(index_dir) / f, tmp / INDEX_DIR / f)
+        else:
+            index.save(tmp / INDEX_DIR)
+        for sub in (ENCODER_DIR, INDEX_DIR):
+            (tmp / sub).chmod(0o755)  # atomic_dir's mkdtemp made them private
+        store = DocStore.build(tmp / "docstore.sqlite", (by_id[d] for d in index.docids))
+        index_info = {"type": "impact", "scale": index.scale, "n_docs": len(index.docids),
+                      "n_postings": int(len(index.docs)), "document_encoder": index.meta.get("encoder")}
+        manifest = write_manifest(
+            tmp, kind="sparse-conversational", name=name, encoder=info, index=index_info,
+            docstore={"file": "docstore.sqlite", "count": len(store)},
+            source={"run": str(src.resolve()), "student": str(student_dir.resolve()), "dataset": str(dataset),
+                    "index_dir": str(Path(index_dir).resolve()) if index_dir is not None else None,
+                    "teachers": run_meta.get("teachers"), "aggregation": run_meta.get("aggregation")},
+        )
+        store.close()
+    return manifest

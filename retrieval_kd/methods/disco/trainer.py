@@ -1,0 +1,223 @@
+"""DiSCo trainer (Lupart et al., SIGIR 2025): distil rewrite teachers into a conversational SPLADE query encoder.
+
+The document encoder is frozen (its vectors are computed once). For each training turn the student reads the
+conversation (see `students.splade.conversation_text`) and is trained so that its scores over candidate documents
+match the teachers' scores for the turn's rewrite(s):
+
+    loss = kl_weight · KL(p_teacher ‖ softmax(s_student / T)) + infonce_weight · InfoNCE(s_student, top teacher doc)
+           + flops_weight · FLOPS(q) + l1_weight · L1(q)
+
+Candidates of a turn: documents sampled from configurable rank ranges of each teacher's ranking (hard
+negatives; `[start, end, n]`), and with `in_batch` the other turns' candidates too. Teacher scores are computed
+online for every (turn, candidate) pair; `teachers.rewrites.aggregate` merges several teachers.
+Evaluation conversations are never trained on: turn ids shared with the evaluation dataset are an error.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from retrieval_kd.errors import ConfigError
+from retrieval_kd.methods.disco.config import DiscoConfig
+from retrieval_kd.threads import set_threads
+from retrieval_kd.utils import atomic_dir, run_info
+
+KIND = "disco-student"
+FORMAT_VERSION = 1
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+def training_turns(cfg: DiscoConfig, train_ds, eval_ds=None) -> list[dict]:
+    """Turns of the configured training collections, refusing any turn that is an evaluation turn."""
+    turns = [{**t, "conversation": f"{c.get('collection')}/{c['id']}"} for c in train_ds.conversations
+             if c.get("collection") in cfg.data.collections for t in c["turns"]]
+    if eval_ds is not None:
+        leaked = {t["id"] for t in turns} & ({t["id"] for c in eval_ds.conversations for t in c["turns"]}
+                                            | set(eval_ds.queries))
+        if leaked:
+            raise ConfigError(f"training turns overlap the evaluation set '{eval_ds.name}': {sorted(leaked)[:5]}")
+        bad = set(cfg.data.collections) & {c.get("collection") for c in eval_ds.conversations}
+        if bad:
+            raise ConfigError(f"collections {sorted(bad)} are evaluation collections of '{eval_ds.name}'")
+    return turns
+
+
+def sample_candidates(ranks: np.ndarray, ranges, rng: np.random.Generator) -> list[int]:
+    """Doc indices sampled from rank ranges [start, end, n] of each available teacher's ranking [T, depth]."""
+    out: list[int] = []
+    for r in ranks:
+        if r[0] < 0:
+            continue
+        for lo, hi, n in ranges:
+            pool = r[lo:hi]
+            if len(pool):
+                out.extend(rng.choice(pool, size=min(n, len(pool)), replace=False).tolist())
+    return list(dict.fromkeys(out))
+
+
+class DiscoTrainer:
+    """Holds the frozen document vectors, the teachers and the student; `fit()` trains, `save()` writes."""
+
+    def __init__(self, cfg: DiscoConfig, progress: bool = True):
+        from retrieval_kd.datasets import load
+        from retrieval_kd.methods.disco.student import SpladeStudent
+        from retrieval_kd.teachers.rewrites import RewriteTeachers, load_rewrites
+        from retrieval_kd.teachers.splade import SpladeEncoder, encode_cached
+
+        set_threads()
+        self.cfg, self.progress = cfg, progress
+        self.train_ds = load(cfg.data.train)
+        eval_ds = load(cfg.data.eval) if cfg.data.eval else None
+        turns = training_turns(cfg, self.train_ds, eval_ds)
+        rewrites = [load_rewrites(t.source, turns) for t in cfg.teachers]
+        turns = [t for t in turns if any(t["id"] in rw for rw in rewrites)]
+        if cfg.data.max_turns:
+            turns = turns[: cfg.data.max_turns]
+        if not turns:
+            raise ConfigError("no training turn has a rewrite from the configured teachers")
+        self.turns = turns
+        self.encoder = SpladeEncoder(cfg.model.document_encoder, max_length=cfg.model.doc_max_length)
+        self.docs = encode_cached(self.encoder, self.train_ds.doc_texts, "corpus", show_progress=progress)
+        self.teachers = RewriteTeachers([t.name for t in cfg.teachers], rewrites, [t["id"] for t in turns],
+                                        self.encoder)
+        depth = max(hi for _, hi, _ in cfg.candidates.ranges)
+        self.ranks = self.teachers.rankings(self.docs, depth)
+        self.student = SpladeStudent(cfg.model.student_init or self.encoder.path, max_length=cfg.model.max_length,
+                                     responses=cfg.model.responses, segments=cfg.model.segments)
+        self.texts = [self.student.text(t["history"], t["utterance"]) for t in turns]
+        self.student_ranks = None
+        if cfg.candidates.student_ranges:  # documents the untrained student wrongly favours, scored by the teachers
+            init = SpladeEncoder(self.student.path, max_length=cfg.model.max_length, segments=cfg.model.segments)
+            q = encode_cached(init, self.texts, f"student-input:{cfg.model.responses}", show_progress=progress)
+            d = max(hi for _, hi, _ in cfg.candidates.student_ranges)
+            self.student_ranks = RewriteTeachers.rank(q, self.docs, d)
+        self.log: list[dict] = []
+
+    def batch_loss(self, rows: list[int], rng: np.random.Generator):
+        """Loss and its parts for one batch of turn indices."""
+        import torch
+        import torch.nn.functional as F
+
+        from retrieval_kd.teachers.rewrites import aggregate
+
+        cfg = self.cfg
+        own = [sample_candidates(self.ranks[:, r], cfg.candidates.ranges, rng) for r in rows]
+        if self.student_ranks is not None:
+            own = [list(dict.fromkeys(o + sample_candidates(self.student_ranks[r][None], cfg.candidates.student_ranges,
+                                                            rng))) for o, r in zip(own, rows, strict=True)]
+        cand = sorted(set().union(*own))
+        col = {d: j for j, d in enumerate(cand)}
+        mask = np.ones((len(rows), len(cand)), dtype=bool)
+        if not cfg.candidates.in_batch:
+            mask[:] = False
+            for i, o in enumerate(own):
+                mask[i, [col[d] for d in o]] = True
+        dmat = self.docs[cand]
+        t_scores = self.teachers.scores(rows, dmat)
+        target = aggregate(t_scores, self.teachers.available[:, rows], cfg.aggregation, cfg.train.temperature, mask)
+        sub = np.unique(dmat.indices)
+        dsub = torch.from_numpy(dmat[:, sub].toarray()).to(self.student.device)
+        q = self.student.forward([self.texts[r] for r in rows], torch.from_numpy(sub).to(self.student.device))
+        s = q @ dsub.T
+        m = torch.from_numpy(mask).to(s.device)
+        s_masked = s.masked_fill(~m, float("-inf"))
+        p = torch.from_numpy(target).to(s.device)
+        logq = F.log_softmax(s_masked / cfg.train.temperature, dim=-1)
+        kl = (p * (torch.log(p.clamp_min(1e-12)) - logq)).masked_fill(~m, 0).sum(-1).mean()
+        nce = F.cross_entropy(s_masked, p.argmax(-1))
+        flops = (q.mean(0) ** 2).sum()
+        l1 = q.sum(-1).mean()
+        t = cfg.train
+        loss = t.kl_weight * kl + t.infonce_weight * nce + t.flops_weight * flops + t.l1_weight * l1
+        parts = {"loss": loss.item(), "kl": kl.item(), "infonce": nce.item(), "flops": flops.item(),
+                 "q_nnz": float((q > 0).sum(-1).float().mean()), "candidates": len(cand)}
+        return loss, parts
+
+    def _order(self, rng: np.random.Generator) -> np.ndarray:
+        """One epoch's turn order: shuffled turns, or shuffled conversations with their turns kept together."""
+        if self.cfg.train.batching == "random":
+            return rng.permutation(len(self.turns))
+        groups: dict[str, list[int]] = {}
+        for i, t in enumerate(self.turns):
+            groups.setdefault(t["conversation"], []).append(i)
+        keys = list(groups)
+        return np.array([i for k in rng.permutation(len(keys)) for i in groups[keys[k]]], dtype=np.int64)
+
+    def fit(self) -> list[dict]:
+        """Train the student; returns the log (one record per `log_every` steps)."""
+        import torch
+        from tqdm.auto import tqdm
+
+        t = self.cfg.train
+        torch.manual_seed(t.seed)
+        rng = np.random.default_rng(t.seed)
+        n = len(self.turns)
+        per_epoch = max(1, int(np.ceil(n / t.batch_size)))
+        steps = t.max_steps or max(1, int(round(t.epochs * per_epoch)))
+        opt = torch.optim.AdamW(self.student.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        warm = max(1, int(t.warmup * steps))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm))))
+        self.student.model.train()
+        order, pos, start = self._order(rng), 0, time.time()
+        acc: list[dict] = []
+        for step in tqdm(range(steps), disable=not self.progress, desc="disco", unit="step"):
+            if pos + t.batch_size > n:
+                order, pos = self._order(rng), 0
+            rows = order[pos : pos + t.batch_size].tolist()
+            pos += t.batch_size
+            loss, parts = self.batch_loss(rows, rng)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.student.model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            acc.append(parts)
+            if (step + 1) % t.log_every == 0 or step + 1 == steps:
+                rec = {k: float(np.mean([a[k] for a in acc])) for k in acc[0]}
+                self.log.append({"step": step + 1, "seconds": round(time.time() - start, 1), **rec})
+                acc = []
+        self.student.model.eval()
+        self.seconds = time.time() - start
+        return self.log
+
+    def save(self, dest: str | Path | None = None) -> Path:
+        """Write student/ (HF model + tokenizer + student.json), meta.json, config.json, run_info.json, log."""
+        import yaml
+
+        dest = Path(dest or self.cfg.output)
+        cfg = self.cfg.model_dump(mode="json")
+        with atomic_dir(dest) as tmp:
+            self.student.save(tmp / "student", {"document_encoder": str(self.encoder.path)})
+            meta = {"kind": KIND, "format_version": FORMAT_VERSION, "student": "student",
+                    "document_encoder": str(self.encoder.path), "document_fingerprint": self.encoder.fingerprint,
+                    "teachers": [t.model_dump() for t in self.cfg.teachers], "aggregation": self.cfg.aggregation,
+                    "train_turns": len(self.turns), "train_collections": self.cfg.data.collections,
+                    "steps": self.log[-1]["step"] if self.log else 0, "train_seconds": round(self.seconds, 1),
+                    "how": "DiSCo distillation of rewrite teachers into a conversational SPLADE query encoder"}
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+            (tmp / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+            (tmp / "run_info.json").write_text(json.dumps(run_info(cfg), indent=2, default=str) + "\n")
+            (tmp / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in self.log), encoding="utf-8")
+        return dest
+
+
+def train_disco(cfg: DiscoConfig, dest: str | Path | None = None, progress: bool = True) -> Path:
+    """Build the trainer, fit, save; returns the run folder."""
+    trainer = DiscoTrainer(cfg, progress=progress)
+    trainer.fit()
+    return trainer.save(dest)

@@ -1,0 +1,74 @@
+"""Rows that compare an index with the exact teacher: nDCG@10, R@100, teacher-recall, bytes, ms/query."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+COLUMNS = ["dataset", "method", "bytes/vec", "nDCG@10", "R@100", "TR@10", "TR@100", "train s", "ms/query"]
+
+
+class HeldOut:
+    """The held-out real queries of a dataset, their teacher embeddings and the exact teacher's run."""
+
+    def __init__(self, dataset: Any, qids: list[str], q_emb: np.ndarray, doc_emb: np.ndarray):
+        from retrieval_kd.index.faiss_ivfpq import FaissIndex
+
+        self.dataset = dataset
+        self.qids = list(qids)
+        self.q_emb = np.ascontiguousarray(q_emb, dtype=np.float32)
+        self.exact = FaissIndex.build(doc_emb, dataset.doc_ids, "Flat")
+        self.teacher_run = self.exact.search_run(self.qids, self.q_emb, 100)
+
+    @classmethod
+    def of(cls, dataset: Any, encoder: Any, eval_qids: list[str] | None = None) -> HeldOut:
+        """Embed (cached) the dataset's held-out queries (all real queries by default) and documents."""
+        from retrieval_kd.teachers.dense import encode_corpus, encode_queries
+
+        qids = list(dataset.queries) if eval_qids is None else list(eval_qids)
+        qids_all, q_all = encode_queries(encoder, dataset.queries, dataset.name)
+        pos = {q: i for i, q in enumerate(qids_all)}
+        q_emb = np.asarray(q_all)[[pos[q] for q in qids]]
+        return cls(dataset, qids, q_emb, np.asarray(encode_corpus(encoder, dataset, show_progress=False)))
+
+    def row(self, method: str, index: Any, nprobe: int | None, train_s: float | None = None,
+            q_emb: np.ndarray | None = None) -> dict[str, Any]:
+        """Search the held-out queries with `index` (a FaissIndex) and measure it against qrels and the teacher."""
+        from retrieval_kd.evaluate import evaluate, teacher_recall
+
+        q = self.q_emb if q_emb is None else q_emb
+        run = index.search_run(self.qids, q, 100, nprobe)
+        t0 = time.perf_counter()
+        for i in range(len(q)):  # one query at a time, as a server sees them
+            index.search(q[i : i + 1], 100, nprobe)
+        ms = (time.perf_counter() - t0) * 1000 / max(1, len(q))
+        m = evaluate(run, self.dataset.qrels, ["nDCG@10", "R@100"], rel=self.dataset.rel_threshold,
+                     queries=self.qids)
+        return {"dataset": self.dataset.name, "method": method, "bytes/vec": index.bytes_per_vector,
+                "nDCG@10": m["nDCG@10"], "R@100": m["R@100"],
+                "TR@10": teacher_recall(run, self.teacher_run, 10), "TR@100": teacher_recall(run, self.teacher_run, 100),
+                "train s": round(train_s, 1) if train_s is not None else "", "ms/query": round(ms, 3)}
+
+
+def demo_fit(dataset: Any, bytes_per_vector: int = 8, nprobe: int = 16, **overrides: Any):
+    """Train Distill-VQ on `dataset` at `bytes_per_vector` and return (DistillVQ, rows beside faiss baselines)."""
+    from retrieval_kd.index.faiss_ivfpq import FaissIndex
+    from retrieval_kd.methods.distill_vq.trainer import DistillVQ
+
+    m = int(bytes_per_vector)
+    cfg = {"dataset": dataset.name, "index": {"factory": f"OPQ{m},IVFn,PQ{m}x8np", "nprobe": nprobe},
+           "train": {"progress": False}}
+    for key, value in overrides.items():
+        section, _, field = key.partition("__")
+        cfg.setdefault(section, {})[field] = value
+    vq = DistillVQ(cfg).fit(dataset)
+    held = HeldOut.of(dataset, vq.encoder, vq.split["eval_qids"])
+    docs = held.exact.index.reconstruct_n(0, held.exact.index.ntotal)
+    rows = [held.row("exact teacher", held.exact, None)]
+    t0 = time.perf_counter()
+    ivfpq = FaissIndex.build(docs, dataset.doc_ids, f"IVFn,PQ{m}x8np", seed=vq.config.seed)
+    rows.append(held.row("faiss IVFPQ", ivfpq, nprobe, time.perf_counter() - t0))
+    rows.append(held.row("faiss OPQ+IVFPQ", vq.start_index, nprobe, vq.timings["faiss_build_s"]))
+    rows.append(held.row("Distill-VQ (listnet)", vq.index, nprobe, vq.timings["run_s"]))
+    return vq, rows

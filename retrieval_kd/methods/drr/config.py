@@ -1,0 +1,59 @@
+"""Configs (YAML, pydantic) of the Distill-Retrieve-Read recipes: train a rewriter, run the LLM teacher."""
+from __future__ import annotations
+
+from typing import Literal
+
+from retrieval_kd.config import StrictModel
+
+
+class TeacherSource(StrictModel):
+    """Where (dialogue, teacher queries) pairs come from."""
+
+    dataset: str  # conversations whose last turn carries teacher_queries, or any dataset with `jsonl`
+    jsonl: str | None = None  # teacher queries by id (e.g. the LLM teacher's output) replacing the dataset's
+    synthetic_dialogues: bool = False  # zh: multi-round dialogues built from the dataset's ask→title pairs
+    exclude_names_from: str | None = None  # dataset whose medicine names the synthetic dialogues must not use
+    limit: int | None = None
+
+
+class TrainParams(StrictModel):
+    epochs: int = 3
+    batch_size: int = 16
+    lr: float = 5e-5
+    max_length: int = 256
+    add_cjk: bool = False  # add CJK characters of the training data to the tokenizer (zh)
+    unk_prob: float = 0.0  # word dropout to [UNK]: unseen medicine names must be judged from their context
+    mask_entities: bool = False  # zh: medicine names mined from the training texts become [MASK] (see tagging.py)
+    entity_weight: float = 1.0  # loss weight of [MASK]ed entity tokens (which entity to carry)
+    seed: int = 0
+    device: str | None = None  # None: cuda when available, else cpu
+
+
+class TrainRewriterConfig(StrictModel):
+    student: Literal["extractive", "seq2seq"] = "extractive"
+    base: str | None = None  # extractive: encoder folder (None = bundled MiniLM); seq2seq: HF seq2seq folder
+    tiny_seq2seq: bool = False  # seq2seq without `base`: start from a tiny T5 built from a config (completeness)
+    teachers: list[TeacherSource]
+    train: TrainParams = TrainParams()
+    mode: Literal["append", "replace", "both"] = "append"  # appending kept words beat replacing the question
+    boost: int = 2
+    keep: Literal["terms", "entities"] = "terms"  # extractive: all kept words, or only masked entities (zh)
+    carry: bool = False  # keep='entities': a question keeping no entity carries the history's most probable one
+    #                      (otherwise only a history entity the tagger keeps is carried: the newest)
+    out: str
+
+
+class LLMTeacherConfig(StrictModel):
+    base_url: str = "http://127.0.0.1:8080/v1"
+    model: str = "local"
+    api_key_env: str | None = None  # name of the environment variable holding the key (never the key itself)
+    dataset: str
+    ids: list[str] | None = None
+    limit: int | None = None
+    cache: str = "runs/llm-teacher/cache.jsonl"
+    out: str = "runs/llm-teacher/queries.jsonl"
+    max_retries: int = 3
+    timeout: float = 120.0
+    temperature: float = 0.0
+    max_tokens: int = 256
+    tool_choice: str = "search"  # 'search' forces the tool; 'auto' or 'required' as the server supports

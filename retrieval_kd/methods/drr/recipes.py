@@ -1,0 +1,97 @@
+"""Configs (YAML, pydantic) of the DRR recipes and the code that reads them: train a rewriter, run the LLM teacher."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from retrieval_kd.errors import ConfigError
+from retrieval_kd.methods.drr.config import LLMTeacherConfig, TeacherSource, TrainRewriterConfig
+from retrieval_kd.teachers.queries import Example
+
+
+def collect_examples(sources: list[TeacherSource]) -> list[Example]:
+    """Training examples from every source; a source with no usable example is an error naming it."""
+    from retrieval_kd import datasets
+    from retrieval_kd.teachers.queries import attach, examples_from_dataset, read_jsonl_queries, zh_dialogue_examples
+
+    out: list[Example] = []
+    for src in sources:
+        ds = datasets.load(src.dataset)
+        if src.synthetic_dialogues:
+            exclude = {d.get("drug", "") for d in datasets.load(src.exclude_names_from).corpus} \
+                if src.exclude_names_from else set()
+            ex = zh_dialogue_examples(ds, exclude - {""})
+        elif src.jsonl:
+            from retrieval_kd.teachers.queries import dialogue_of
+
+            base = [{"id": c["id"], "dialogue": dialogue_of(c), "queries": []} for c in ds.conversations] or \
+                [{"id": q, "dialogue": [{"role": "user", "text": t}], "queries": []} for q, t in ds.queries.items()]
+            ex = attach(base, read_jsonl_queries(src.jsonl))
+        else:
+            ex = examples_from_dataset(ds)
+        if src.limit:
+            ex = ex[: src.limit]
+        if not ex:
+            raise ConfigError(f"teacher source {src.model_dump(exclude_none=True)} gave no examples")
+        out.extend(ex)
+    return out
+
+
+def train_rewriter(cfg: TrainRewriterConfig, log=print) -> Path:
+    """Collect teacher examples and train the configured student; the resolved config is saved beside it."""
+    from retrieval_kd.methods.drr.train import cjk_chars, init_tiny_seq2seq, train_seq2seq, train_tagger
+
+    examples = collect_examples(cfg.teachers)
+    log(f"{len(examples)} training examples from {len(cfg.teachers)} teacher source(s)")
+    p = cfg.train
+    names: list[str] = []
+    if p.mask_entities:
+        from retrieval_kd.data.medical_zh import mine_drug_names
+
+        names = sorted(set(mine_drug_names(t["text"] for e in examples for t in e["dialogue"]))
+                       | {n for e in examples for n in e.get("names", [])})
+        log(f"{len(names)} medicine names mined from the training dialogues are [MASK]ed")
+    if cfg.student == "extractive":
+        return train_tagger(examples, cfg.out, base=cfg.base, epochs=p.epochs, batch_size=p.batch_size, lr=p.lr,
+                            max_length=p.max_length, add_cjk=p.add_cjk, seed=p.seed, mode=cfg.mode, boost=cfg.boost,
+                            keep=cfg.keep, carry=cfg.carry, unk_prob=p.unk_prob,
+                            entity_weight=p.entity_weight, names=names, device=p.device, config=cfg.model_dump(), log=log)
+    base = cfg.base
+    if not base and cfg.tiny_seq2seq:
+        extra = cjk_chars(examples) if p.add_cjk else []
+        base = str(init_tiny_seq2seq(Path(cfg.out).with_name(Path(cfg.out).name + "-init"), extra_tokens=extra))
+    if not base:
+        raise ConfigError("student seq2seq needs `base` (a Hugging Face seq2seq folder) or tiny_seq2seq: true")
+    return train_seq2seq(examples, cfg.out, base, epochs=p.epochs, batch_size=p.batch_size, lr=p.lr,
+                         max_length=p.max_length, seed=p.seed, config=cfg.model_dump(), log=log)
+
+
+def run_llm_teacher(cfg: LLMTeacherConfig, log=print) -> dict:
+    """Ask the LLM teacher for every dialogue of a dataset; writes queries JSONL + report.json; returns the report."""
+    from retrieval_kd import datasets
+    from retrieval_kd.teachers.llm import LLMTeacher
+    from retrieval_kd.teachers.queries import dialogue_of, write_jsonl_queries
+    from retrieval_kd.utils import run_info, write_json
+
+    key = None
+    if cfg.api_key_env:
+        key = os.environ.get(cfg.api_key_env)
+        if not key:
+            raise ConfigError(f"api_key_env: environment variable {cfg.api_key_env} is not set")
+    ds = datasets.load(cfg.dataset)
+    dialogues = {c["id"]: dialogue_of(c) for c in ds.conversations} or \
+        {q: [{"role": "user", "text": t}] for q, t in ds.queries.items()}
+    if cfg.ids:
+        dialogues = {i: dialogues[i] for i in cfg.ids if i in dialogues}
+    if cfg.limit:
+        dialogues = dict(list(dialogues.items())[: cfg.limit])
+    teacher = LLMTeacher(cfg.base_url, cfg.model, key, cfg.cache, cfg.max_retries, cfg.timeout, cfg.temperature,
+                         cfg.max_tokens, cfg.tool_choice)
+    queries, rep = teacher.run(dialogues)
+    write_jsonl_queries(cfg.out, queries)
+    report = {**rep.as_dict(), "dataset": ds.name, "model": cfg.model, "base_url": cfg.base_url}
+    write_json(Path(cfg.out).with_suffix(".report.json"), report)
+    write_json(Path(cfg.out).with_suffix(".run_info.json"), run_info(cfg.model_dump()))
+    log(json.dumps({k: v for k, v in report.items() if k != "failed_ids"}, ensure_ascii=False))
+    return report

@@ -1,0 +1,195 @@
+"""Query-rewriter students: extractive token tagger (MiniLM body), seq2seq (any HF folder), no-model baselines."""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retrieval_kd.errors import RKDError
+from retrieval_kd.methods.drr.tagging import (
+    Corrector,
+    Dialogue,
+    TaggerRewriter,
+    char_probs,
+    last_user,
+    layout,
+    turn_text,
+)
+
+_CJK_SPACE = re.compile(r"(?<=[\u3400-\u9fff]) (?=[\u3400-\u9fff])")
+TAGGER_KIND = "rewriter-tagger"
+SEQ2SEQ_KIND = "rewriter-seq2seq"
+FORMAT_VERSION = 1
+
+
+class LastUtterance:
+    """Baseline: the last user utterance as the only query (Retrieve-then-Read on the raw question)."""
+
+    name = "last-utterance"
+
+    def rewrite(self, dialogue: Dialogue) -> list[str]:
+        return [last_user(dialogue)]
+
+
+class WholeDialogue:
+    """Baseline: every turn of the dialogue concatenated into one query."""
+
+    name = "whole-dialogue"
+
+    def rewrite(self, dialogue: Dialogue) -> list[str]:
+        return [" ".join(turn_text(t) for t in dialogue)]
+
+
+class LinkedRecency:
+    """No-model reference: database names linked by string match; a question naming none carries the newest one.
+
+    Query = question + the medicine it names (else the most recently named one) + linked aspect words, the way
+    the tagger's output is assembled; shows what database-vocabulary linking plus a recency rule gives.
+    """
+
+    name = "linked names + recency (no model)"
+
+    def __init__(self, corrector: Corrector, boost: int = 2):
+        self.corrector, self.boost = corrector, boost
+
+    def rewrite(self, dialogue: Dialogue) -> list[str]:
+        from retrieval_kd.methods.drr.tagging import find_mentions, make_queries
+
+        question = last_user(dialogue)
+        found = [question[s:e] for s, e in find_mentions(question, self.corrector.names)]
+        for t in reversed(dialogue[:-1]):
+            if found:
+                break
+            text = turn_text(t)
+            found = [text[s:e] for s, e in find_mentions(text, self.corrector.names)][-1:]
+        return make_queries(question, found + self.corrector.aspects(question), "append", self.boost)
+
+
+class ExtractiveRewriter(TaggerRewriter):
+    """Token tagger on a BERT body: keeps the dialogue terms a teacher would search for, emits keyword queries."""
+
+    name = "extractive"
+
+    def __init__(self, path: str | Path, threshold: float | None = None, mode: str | None = None,
+                 boost: int | None = None, corrector: Corrector | None = None, device: str = "cpu"):
+        import torch
+        from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+        self.path = Path(path)
+        meta = read_meta(self.path, TAGGER_KIND)
+        self.meta = meta
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+        self.model = AutoModelForTokenClassification.from_pretrained(self.path).to(device).eval()
+        self.device = device
+        self.max_length = int(meta.get("max_length", 256))
+        self.threshold = float(threshold if threshold is not None else meta.get("threshold", 0.5))
+        self.mode = mode or meta.get("mode", "append")
+        self.boost = int(boost if boost is not None else meta.get("boost", 2))
+        self.keep, self.carry = meta.get("keep", "terms"), bool(meta.get("carry", False))
+        self.corrector = corrector
+        self._torch = torch
+
+    @property
+    def names(self) -> list[str]:
+        """Entity gazetteer for [MASK]ing (the corrector's medicine names) when the tagger was trained so."""
+        return self.corrector.names if self.meta.get("entity_mask") and self.corrector is not None else []
+
+    def tag(self, dialogues: Sequence[Dialogue], batch_size: int = 32) -> list[tuple[str, list, np.ndarray, list]]:
+        """(layout text, segment spans, per-character keep probabilities, masked entities) of each dialogue."""
+        out = []
+        names = self.names
+        for start in range(0, len(dialogues), batch_size):
+            laid = [layout(d, names) if names else (*layout(d), []) for d in dialogues[start : start + batch_size]]
+            enc = self.tokenizer([x[0] for x in laid], truncation=True, max_length=self.max_length, padding=True,
+                                 return_offsets_mapping=True, return_tensors="pt")
+            offsets = enc.pop("offset_mapping").tolist()
+            with self._torch.inference_mode():
+                logits = self.model(**{k: v.to(self.device) for k, v in enc.items()}).logits[..., 0]
+            probs = self._torch.sigmoid(logits).float().cpu().numpy()
+            for (text, spans, ents), off, p in zip(laid, offsets, probs):
+                out.append((text, spans, char_probs(len(text), off, p), ents))
+        return out
+
+
+class Seq2SeqRewriter:
+    """Any Hugging Face seq2seq folder (T5, BART...): dialogue in, ';'-separated queries out (greedy)."""
+
+    name = "seq2seq"
+
+    def __init__(self, path: str | Path, max_length: int = 256, max_new_tokens: int = 32, device: str = "cpu",
+                 append: bool = True):
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+        self.path = Path(path)
+        if not (self.path / "config.json").exists():
+            raise RKDError(f"{self.path}: not a Hugging Face model folder (no config.json)")
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+        self.model = AutoModelForSeq2SeqLM.from_pretrained(self.path).to(device).eval()
+        self.max_length, self.max_new_tokens, self.device, self.append = max_length, max_new_tokens, device, append
+
+    def rewrite_batch(self, dialogues: Sequence[Dialogue], batch_size: int = 16) -> list[list[str]]:
+        import torch
+
+        out = []
+        for start in range(0, len(dialogues), batch_size):
+            chunk = dialogues[start : start + batch_size]
+            enc = self.tokenizer([layout(d)[0] for d in chunk], truncation=True, max_length=self.max_length,
+                                 padding=True, return_tensors="pt", return_token_type_ids=False).to(self.device)
+            with torch.inference_mode():
+                gen = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1)
+            for d, text in zip(chunk, self.tokenizer.batch_decode(gen, skip_special_tokens=True)):
+                text = _CJK_SPACE.sub("", text)  # WordPiece decoding puts spaces between CJK characters
+                qs = [q.strip() for q in text.split(";") if q.strip()]
+                out.append(([f"{last_user(d)} {q}" for q in qs] if self.append else qs) or [last_user(d)])
+        return out
+
+    def rewrite(self, dialogue: Dialogue) -> list[str]:
+        return self.rewrite_batch([dialogue])[0]
+
+
+class FixedQueries:
+    """A teacher's queries looked up by dialogue id (upper-bound rows); falls back to the last utterance."""
+
+    name = "teacher"
+
+    def __init__(self, queries: Mapping[str, list[str]], append: bool = False):
+        self.queries, self.append = queries, append
+
+    def rewrite_id(self, qid: str, dialogue: Dialogue) -> list[str]:
+        qs = self.queries.get(qid) or []
+        if self.append:
+            return [f"{last_user(dialogue)} {' '.join(qs)}"]
+        return qs or [last_user(dialogue)]
+
+
+def read_meta(path: Path, kind: str) -> dict[str, Any]:
+    """The rewriter.json of a student folder, checking its kind."""
+    f = Path(path) / "rewriter.json"
+    if not f.exists():
+        raise RKDError(f"{f}: missing (not a trained {kind} folder)")
+    meta = json.loads(f.read_text(encoding="utf-8"))
+    if meta.get("kind") != kind:
+        raise RKDError(f"{f}: kind {meta.get('kind')!r} != {kind!r}")
+    return meta
+
+
+def load_rewriter(spec: str | Path, **kw: Any):
+    """A rewriter by name ('last-utterance', 'whole-dialogue') or from a trained student folder."""
+    if str(spec) == LastUtterance.name:
+        return LastUtterance()
+    if str(spec) == WholeDialogue.name:
+        return WholeDialogue()
+    path = Path(spec)
+    if (path / "rewriter.json").exists():
+        kind = json.loads((path / "rewriter.json").read_text(encoding="utf-8")).get("kind")
+        if kind == TAGGER_KIND:
+            return ExtractiveRewriter(path, **kw)
+        if kind == SEQ2SEQ_KIND:
+            return Seq2SeqRewriter(path)
+    if (path / "config.json").exists():
+        return Seq2SeqRewriter(path)
+    raise RKDError(f"{spec}: not a rewriter (expected last-utterance, whole-dialogue or a student folder)")

@@ -1,1 +1,0 @@
-"""Distill-Retrieve-Read: rewrite a dialogue into queries, retrieve, fuse, optionally read."""

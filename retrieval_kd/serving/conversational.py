@@ -1,0 +1,88 @@
+"""Kind "sparse-conversational" (DiSCo): ONNX conversational SPLADE query encoder + impact index + SQLite doc store.
+
+    bundle:  manifest.json  meta.json  docstore.sqlite
+             query_encoder/{query_encoder.onnx, tokenizer.json, tokenizer_config.json, student.json, meta.json}
+             index/{meta.json, vocab.txt, docids.txt, postings.npz}
+
+`query_encoder/` is the folder `students.splade.export_student_onnx` writes (read by `OnnxConversationalEncoder`);
+`index/` is a saved `ImpactIndex` of the corpus under the frozen SPLADE document encoder. Serving is torch-free;
+`build_conversational_bundle` (torch, lazily imported) makes a bundle from a DiSCo run or student folder.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retrieval_kd.errors import BundleError
+from retrieval_kd.index.impact import FILES as INDEX_FILES
+from retrieval_kd.index.impact import ImpactIndex
+from retrieval_kd.methods.disco.conversation import SEP, conversation_text, read_student_config
+from retrieval_kd.serving.bundle import register_kind
+from retrieval_kd.serving.runtime import RuntimeOptions
+from retrieval_kd.serving.searcher import Searcher, SearchResult
+
+ENCODER_DIR = "query_encoder"
+INDEX_DIR = "index"
+QUERY_TERMS = 10  # expansion terms reported per response
+
+
+@register_kind("sparse-conversational")
+class ConversationalSearcher(Searcher):
+    """Encode {history, utterance} with the ONNX student, search the impact index, return docids + query terms."""
+
+    capabilities = frozenset({"conversational_search"})
+    required_files = (f"{ENCODER_DIR}/query_encoder.onnx", f"{ENCODER_DIR}/tokenizer.json",
+                      f"{ENCODER_DIR}/student.json", f"{ENCODER_DIR}/meta.json",
+                      *(f"{INDEX_DIR}/{f}" for f in INDEX_FILES), "docstore.sqlite")
+
+    def __init__(self, root: Path, manifest: dict[str, Any], options: RuntimeOptions):
+        from retrieval_kd.serving.conversational import OnnxConversationalEncoder
+
+        super().__init__(root, manifest, options)
+        self.encoder = OnnxConversationalEncoder(self.root / ENCODER_DIR, threads=int(options.threads))
+        self.index = ImpactIndex.load(self.root / INDEX_DIR)
+        dim = self.encoder.encoder.dim
+        if dim is not None and dim != len(self.index.vocab):
+            raise BundleError(f"{root}: encoder output dim {dim} != impact index vocabulary {len(self.index.vocab)}")
+
+    def conversational_search(self, history: list[dict], utterance: str, k: int) -> SearchResult:
+        """Top-k documents for the current utterance read in its conversation."""
+        vec, truncated = self.encoder.encode(history, utterance)
+        ids, scores = self.index.search(vec, k)
+        top = np.argsort(-vec, kind="stable")[:QUERY_TERMS]
+        terms = [{"term": self.index.vocab[i], "weight": round(float(vec[i]), 4)} for i in top if vec[i] > 0]
+        return SearchResult(ids, scores, bool(truncated), {"query_terms": terms})
+
+    def info(self) -> dict[str, Any]:
+        m = self.index.meta
+        return {**super().info(), "n_postings": m.get("n_postings"), "vocab_size": len(self.index.vocab)}
+
+
+
+
+
+
+class OnnxConversationalEncoder:
+    """Torch-free query side for serving: {history, utterance} -> student input text -> ONNX SPLADE vector."""
+
+    def __init__(self, folder: str | Path, threads: int = 1):
+        from retrieval_kd.serving.runtime import OnnxEncoder, RuntimeOptions
+
+        folder = Path(folder)
+        info = json.loads((folder / "meta.json").read_text(encoding="utf-8"))["encoder"]
+        self.config = read_student_config(folder)
+        self.encoder = OnnxEncoder(folder / info["file"], folder / "tokenizer.json", int(info["max_length"]),
+                                   info.get("pad_token"), RuntimeOptions(threads=threads))
+
+    def text(self, history: Sequence[Mapping[str, str]], utterance: str) -> str:
+        """The student's input text (same function as in training)."""
+        return conversation_text(history, utterance, self.config.get("responses", "last"), self.config.get("sep", SEP))
+
+    def encode(self, history: Sequence[Mapping[str, str]], utterance: str):
+        """(vocabulary-sized float32 vector, whether the input was cut at max_length)."""
+        out, truncated = self.encoder.encode([self.text(history, utterance)])
+        return out[0], truncated[0]

@@ -1,0 +1,66 @@
+"""Torch-free extractive rewriter for serving: tokenizers + onnxruntime + the tagger's numpy post-processing."""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from retrieval_kd.errors import BundleError
+from retrieval_kd.methods.drr.tagging import Corrector, Dialogue, TaggerRewriter, char_probs, layout
+from retrieval_kd.serving.runtime import OnnxEncoder, RuntimeOptions
+
+KIND = "rewriter-tagger-onnx"
+
+
+FORMAT_VERSION = 1
+
+
+GRAPH = "rewriter.onnx"
+
+
+OUTPUT = "keep_prob"
+
+
+INPUTS = ("input_ids", "attention_mask")
+
+
+class OnnxRewriter(TaggerRewriter):
+    """Torch-free extractive rewriter: tokenizers + onnxruntime + the numpy post-processing."""
+
+    name = "extractive-onnx"
+
+    def __init__(self, folder: str | Path, options: RuntimeOptions | None = None, mode: str | None = None,
+                 boost: int | None = None, threshold: float | None = None):
+        folder = Path(folder)
+        meta_path = folder / "rewriter.json"
+        if not meta_path.exists():
+            raise BundleError(f"{meta_path}: missing (not an exported rewriter folder)")
+        self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if self.meta.get("kind") != KIND or self.meta.get("format_version") != FORMAT_VERSION:
+            raise BundleError(f"{meta_path}: kind/format {self.meta.get('kind')}/{self.meta.get('format_version')}"
+                              f" != {KIND}/{FORMAT_VERSION}")
+        self.encoder = OnnxEncoder(folder / self.meta["file"], folder / "tokenizer.json", self.meta["max_length"],
+                                   self.meta.get("pad_token"), options, output=self.meta["output"])
+        self.threshold = float(threshold if threshold is not None else self.meta["threshold"])
+        self.mode = mode or self.meta["mode"]
+        self.boost = int(boost if boost is not None else self.meta["boost"])
+        self.keep, self.carry = self.meta.get("keep", "terms"), bool(self.meta.get("carry", False))
+        self.corrector = None
+        if self.meta.get("corrector"):
+            data = json.loads((folder / self.meta["corrector"]).read_text(encoding="utf-8"))
+            self.corrector = Corrector(data.get("words"), data.get("names", []), data.get("aspects"))
+        self.names = self.corrector.names if self.meta.get("entity_mask") and self.corrector is not None else []
+
+    def tag(self, dialogues: Sequence[Dialogue]) -> list[tuple[str, list, np.ndarray, list]]:
+        """(layout text, segment spans, per-character keep probabilities, masked entities) of each dialogue."""
+        if not dialogues:
+            return []
+        laid = [layout(d, self.names) if self.names else (*layout(d), []) for d in dialogues]
+        encs = self.encoder.tokenizer.encode_batch([x[0] for x in laid])
+        feeds = {"input_ids": np.array([e.ids for e in encs], dtype=np.int64),
+                 "attention_mask": np.array([e.attention_mask for e in encs], dtype=np.int64)}
+        probs = self.encoder.session.run([self.meta["output"]], feeds)[0]
+        return [(text, spans, char_probs(len(text), e.offsets, p), ents)
+                for (text, spans, ents), e, p in zip(laid, encs, probs)]
