@@ -30,6 +30,7 @@ demo: $(STAMP)
 	$(BIN)/rkd demo
 
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 test-all: $(STAMP)

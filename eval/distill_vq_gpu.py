@@ -4,8 +4,9 @@
     PYTHONPATH=. python eval/distill_vq_gpu.py --n 20000 --device cpu --queries 4000   # a tiny CPU check
     PYTHONPATH=. python eval/distill_vq_gpu.py --emb docs.npy      # real float32 [N, d] embeddings instead
 
-Needs only torch, numpy and faiss-cpu: faiss-cpu builds the OPQ+IVF-PQ start (trained on a subsample) and
-holds the exported index; training is the library's own loop (retrieval_kd.methods.distill_vq.loop) on `--device`.
+Needs torch, numpy, faiss-cpu, pydantic and transformers (only for its `get_scheduler`): faiss-cpu builds the
+OPQ+IVF-PQ start (trained on a subsample) and holds the exported index; training is the library's own loop
+(retrieval_kd.methods.distill_vq.loop, run by retrieval_kd.training) on `--device`, configured by a VQConfig.
 Training queries are noisy copies of random documents (the synthetic stand-in for pseudo-queries).
 """
 from __future__ import annotations
@@ -45,16 +46,12 @@ def noisy_copies(x: np.ndarray, m: int, noise: float, seed: int) -> tuple[np.nda
 
 
 def teacher_recall(student_ids: np.ndarray, teacher_ids: np.ndarray, k: int) -> float:
+    """Mean share of the teacher's top-k that the student's top-k finds."""
     return float(np.mean([len(set(a[:k]) & set(b[:k])) / k for a, b in zip(student_ids, teacher_ids)]))
 
 
-def main(argv: list[str] | None = None) -> dict:
-    import faiss
-
-    from retrieval_kd.index.faiss_ivfpq import FaissIndex
-    from retrieval_kd.methods.distill_vq.loop import LoopSettings, TrainData, fit_loop, teacher_topk
-    from retrieval_kd.methods.distill_vq.student import VQStudent
-
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--d", type=int, default=384)
@@ -71,7 +68,17 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--emb", default=None, help="optional .npy of real float32 embeddings [N, d]")
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Build the faiss start, train Distill-VQ on `--device`, export, compare; prints and returns the report."""
+    import faiss
+
+    from retrieval_kd.index.faiss_ivfpq import FaissIndex
+    from retrieval_kd.methods.distill_vq.student import VQStudent
+
+    args = parse_args(argv)
     faiss.omp_set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
     report: dict = {"device": args.device, "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None}
@@ -92,6 +99,22 @@ def main(argv: list[str] | None = None) -> dict:
     student = VQStudent.from_faiss(start).to(dev)
     X = torch.from_numpy(x).to(dev)
     report["soft_tau"] = student.calibrate_tau(X, args.soft_tau)
+    exact = train(args, student, X, q_train, src, q_eval, report)
+    evaluate(args, student, start, X, q_eval, exact, report)
+    print(json.dumps(report, indent=2))
+    return report
+
+
+def train(args: argparse.Namespace, student, X: torch.Tensor, q_train: np.ndarray, src: np.ndarray,
+          q_eval: np.ndarray, report: dict) -> np.ndarray:
+    """Teacher top-k and the library's loop (a VQConfig with these sizes); timings into `report`.
+
+    Returns the teacher's exact top-100 of the evaluation queries.
+    """
+    from retrieval_kd.methods.distill_vq.config import VQConfig
+    from retrieval_kd.methods.distill_vq.loop import TrainData, fit_loop, teacher_topk
+
+    dev = X.device
     Q = torch.from_numpy(q_train).to(dev)
     t = time.perf_counter()
     topk = teacher_topk(Q, X, args.top_k)
@@ -101,21 +124,31 @@ def main(argv: list[str] | None = None) -> dict:
     report["teacher_topk_s"] = round(time.perf_counter() - t, 1)
 
     data = TrainData(X, Q, topk, [np.array([s]) for s in src])
-    s = LoopSettings(batch_size=args.batch, epochs=args.epochs, top_k=args.top_k, seed=args.seed, progress=False)
+    cfg = VQConfig.model_validate({"seed": args.seed, "candidates": {"top_k": args.top_k},
+                                   "train": {"batch_size": args.batch, "epochs": args.epochs, "progress": False}})
     epoch_times: list[float] = []
     steps_per_epoch = -(-len(q_train) // args.batch)
     mark = [time.perf_counter()]
 
     def on_step(rec: dict) -> None:
+        """Time each epoch (the loop's log record of its last step)."""
         if rec["step"] % steps_per_epoch == 0:
             _sync(dev)
             epoch_times.append(time.perf_counter() - mark[0])
             mark[0] = time.perf_counter()
 
-    out = fit_loop(student, data, s, hooks=[on_step])
+    out = fit_loop(student, data, cfg, hooks=[on_step])
     report.update({"steps": out["steps"], "seconds_per_epoch": [round(e, 2) for e in epoch_times],
                    "train_queries": len(q_train), "batch": args.batch, "last_loss": out["last"].get("loss")})
+    return exact
 
+
+def evaluate(args: argparse.Namespace, student, start, X: torch.Tensor, q_eval: np.ndarray, exact: np.ndarray,
+             report: dict) -> None:
+    """Export to faiss, teacher recall of start vs trained index, faiss/torch score parity; into `report`."""
+    import faiss
+
+    dev = X.device
     t = time.perf_counter()
     index, info = student.to_faiss(X, start.factory)
     report["export_s"] = round(time.perf_counter() - t, 1)
@@ -134,8 +167,6 @@ def main(argv: list[str] | None = None) -> dict:
     report["parity_max_abs_diff"] = float(np.abs(np.take_along_axis(torch_scores, np.where(ok, ids, 0), 1)
                                                  - scores)[ok].max())
     report["parity_ok"] = report["parity_max_abs_diff"] <= 1e-4
-    print(json.dumps(report, indent=2))
-    return report
 
 
 def _sync(dev: torch.device) -> None:

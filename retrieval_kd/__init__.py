@@ -3,17 +3,16 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["DistillVQ", "datasets", "__version__"]
+__all__ = ["DistillVQ", "datasets", "load", "__version__"]
+
+# Lazy: `import retrieval_kd` (and `rkd --help`, and the server) stay free of torch/faiss imports.
+_LAZY = {"DistillVQ": "retrieval_kd.methods.distill_vq.trainer:DistillVQ", "datasets": "retrieval_kd.datasets",
+         "load": "retrieval_kd.artifacts:load"}
 
 
 def __getattr__(name: str):
-    # Lazy: keep `import retrieval_kd` (and `rkd --help`) free of torch/faiss imports.
-    if name == "datasets":
-        import importlib
+    if name in _LAZY:
+        from retrieval_kd.registry import import_target
 
-        return importlib.import_module(f"{__name__}.datasets")  # `from . import` would recurse into __getattr__
-    if name == "DistillVQ":
-        from retrieval_kd.methods.distill_vq.trainer import DistillVQ
-
-        return DistillVQ
+        return import_target(_LAZY[name])
     raise AttributeError(name)

@@ -24,7 +24,7 @@ for _sub, _name in [(data_app, "data"), (teacher_app, "teacher"), (index_app, "i
     app.add_typer(_sub, name=_name)
 
 # Each area adds its commands to the apps above (modules under retrieval_kd/commands/).
-_COMMAND_MODULES = ("spine", "vq", "server", "disco", "drr")
+_COMMAND_MODULES = ("spine", "vq", "server", "disco", "drr", "bench")
 for _mod in _COMMAND_MODULES:
     try:
         importlib.import_module(f"retrieval_kd.commands.{_mod}")
@@ -43,3 +43,19 @@ def main() -> None:
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
         sys.exit(2)
 
+
+
+def run_recipe(*names: str, prog: str | None = None, defaults: dict[str, object] | None = None,
+               argv: list[str] | None = None) -> None:
+    """Run one `rkd` command (e.g. "bench", "vq") as a program of its own: the eval/ recipes."""
+    from retrieval_kd.errors import RKDError
+
+    command = typer.main.get_command(app)
+    for name in names:
+        command = command.commands[name]
+    try:
+        command.main(sys.argv[1:] if argv is None else argv, prog_name=prog or f"python {sys.argv[0]}",
+                     default_map=defaults)
+    except RKDError as e:
+        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        sys.exit(2)

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from retrieval_kd.bench.baselines import Prepared
 
 DEMO_FACTORIES = ("IVFn,PQ8x8np", "OPQ8,IVFn,PQ8x8np", "OPQ16,IVFn,PQ16x8np")
 DEMO_NPROBE = 16  # the Distill-VQ configs' nprobe: every row of the demo table searches the same lists
@@ -32,9 +36,9 @@ def run_demo(out: Path, serve: bool = True) -> list[dict]:
     return rows
 
 
-def _distill_vq_rows(p, out: Path, nprobe: int) -> tuple[list[dict], Path | None]:
+def _distill_vq_rows(p: Prepared, out: Path, nprobe: int) -> tuple[list[dict], Path | None]:
     """Train Distill-VQ at 8 bytes/vector on CACM (from the OPQ8 baseline) and score it like the baselines."""
-    from retrieval_kd.bench.baselines import score_run
+    from retrieval_kd.bench.baselines import ms_per_query, score_run
     from retrieval_kd.index import FaissIndex
     from retrieval_kd.methods.distill_vq.trainer import DistillVQ
     from retrieval_kd.paths import REPO_DIR
@@ -51,17 +55,12 @@ def _distill_vq_rows(p, out: Path, nprobe: int) -> tuple[list[dict], Path | None
     t = vq.timings
     typer.echo(f"      trained in {t['train_s']:.0f} s; whole run {t['run_s']:.0f} s without teacher encoding")
     row = score_run(p, run, f"Distill-VQ {vq.index.factory} np={nprobe}", bytes=vq.index.bytes_per_vector,
-                    ms_q=_ms(vq.index, p.q_emb, nprobe), build_s=t["run_s"])
+                    ms_q=ms_per_query(vq.index, p.q_emb, 100, nprobe), build_s=t["run_s"])
     return [row], dest
 
 
-def _ms(index, q_emb, nprobe: int) -> float:
-    from retrieval_kd.bench.baselines import _ms_per_query
-
-    return _ms_per_query(index, q_emb, 100, nprobe)
-
-
 def _flat(sets: list[str]) -> dict:
+    """--set style overrides as a nested config dict."""
     from retrieval_kd.config import parse_overrides
 
     return parse_overrides(sets)

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from retrieval_kd import artifacts
 from retrieval_kd.errors import BundleError, RKDError
 from retrieval_kd.index.bm25 import BM25Index
 from retrieval_kd.text.tokenize import tokenize_en, tokenize_zh_bigram, tokenize_zh_jieba
@@ -66,11 +67,21 @@ def test_save_load_roundtrip(tmp_path):
     back = BM25Index.load(tmp_path / "bm25")
     assert back.docids == idx.docids and back.meta["dataset"] == "inline" and back.tokenizer_name == "en"
     assert back.search_run({"q": "side effects"}, 3) == idx.search_run({"q": "side effects"}, 3)
+    opened = artifacts.load(tmp_path / "bm25")  # meta.json kind "bm25-index" -> BM25Index.load
+    assert isinstance(opened, BM25Index) and opened.search("side effects", 3) == idx.search("side effects", 3)
+    assert sorted(p.name for p in (tmp_path / "bm25").iterdir()) == ["docids.txt", "meta.json", "postings.npz",
+                                                                      "terms.txt"]
     (tmp_path / "bm25" / "terms.txt").write_text("only-one\n")
     with pytest.raises(BundleError, match="disagree"):
         BM25Index.load(tmp_path / "bm25")
     with pytest.raises(BundleError, match="missing"):
         BM25Index.load(tmp_path / "nowhere")
+
+
+def test_ties_break_by_corpus_order():
+    idx = BM25Index.build(["aspirin"] * 30 + ["aspirin dose"], [f"d{i}" for i in range(31)], "en")
+    hits = idx.search("aspirin", 7)  # 30 equal scores above the longer d30
+    assert [d for d, _ in hits] == [f"d{i}" for i in range(7)] and len({s for _, s in hits}) == 1
 
 
 def test_chinese_bigrams_find_drug_names():

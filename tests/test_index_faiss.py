@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from retrieval_kd import artifacts
 from retrieval_kd.errors import BundleError, RKDError
 from retrieval_kd.index import FaissIndex
 
@@ -42,6 +43,8 @@ def test_factories_round_trip(vectors, tmp_path, factory, code):
     exact = np.argsort(-(x[:20] @ x.T), axis=1)[:, :10]
     hit = lambda idx: np.mean([len(set(a) & set(b)) for a, b in zip(idx, exact)])  # noqa: E731
     assert hit(loaded.search(x[:20], 10, nprobe=45)[1]) >= hit(i2)
+    opened = artifacts.load(tmp_path / "ix")  # meta.json kind "faiss-index" -> FaissIndex.load
+    assert isinstance(opened, FaissIndex) and np.array_equal(opened.search(x[:20], 10, nprobe=4)[1], i1)
 
 
 def test_nprobe_changes_results_without_mutating_index(vectors):
@@ -81,4 +84,7 @@ def test_errors_name_the_problem(vectors, tmp_path):
         FaissIndex.load(tmp_path / "ix")
     (tmp_path / "ix" / "index.faiss").write_bytes(b"garbage")
     with pytest.raises(BundleError, match="index.faiss"):
+        FaissIndex.load(tmp_path / "ix")
+    artifacts.write_meta(tmp_path / "ix", "bm25-index", 1)
+    with pytest.raises(BundleError, match=r"meta\.json: field 'kind' is 'bm25-index'"):
         FaissIndex.load(tmp_path / "ix")

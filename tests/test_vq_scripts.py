@@ -23,10 +23,10 @@ def test_gpu_script_tiny_on_cpu():
 
 @pytest.mark.slow
 def test_benchmark_quick_run(tmp_path):
-    from retrieval_kd.bench.distill_vq import main
+    from retrieval_kd.bench.distill_vq import run_distill_vq
 
-    rows = main(["--datasets", "med", "--sizes", "8", "--rows", "opq,listnet", "--plot-sizes", "",
-                 "--set", "train.steps=30", "--out", str(tmp_path)])
+    rows = run_distill_vq(datasets=["med"], sizes=[8], rows=["opq", "listnet"], plot_sizes=[],
+                          sets=["train.steps=30"], out=tmp_path)
     assert [r["method"] for r in rows] == ["exact teacher", "faiss OPQ+IVFPQ", "Distill-VQ (listnet)"]
     assert (tmp_path / "table.md").read_text().count("| med |") == 4  # 3 rows + the summary row
     saved = json.loads((tmp_path / "results.json").read_text())

@@ -152,3 +152,62 @@ def test_joint_query_encoder_is_saved_with_the_index(cacm_slice, start, tmp_path
     assert not np.allclose(tuned, teacher, atol=1e-4)  # the encoder was trained
     hits = again.search(texts, k=5)
     assert len(hits) == 3 and all(len(h) == 5 for h in hits)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "linear", "cosine"])
+def test_schedules_without_warmup_keep_the_old_learning_rates(schedule):
+    import math
+
+    from retrieval_kd.methods.distill_vq.loop import SCHEDULES
+    from retrieval_kd.training import make_scheduler
+
+    total = 37
+    old = {"constant": lambda s: 1.0, "linear": lambda s: max(0.0, 1.0 - s / total),
+           "cosine": lambda s: 0.5 * (1.0 + math.cos(math.pi * min(1.0, s / total)))}[schedule]
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    sched = make_scheduler(opt, SCHEDULES[schedule], 0, total)
+    got = []
+    for _ in range(total):
+        got.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert got == pytest.approx([1e-3 * old(s) for s in range(total)], rel=1e-12, abs=1e-18)
+
+
+def _toy_run(tmp, stop_after=None, resume=False):
+    """A linear model trained by the shared loop on seeded noise (dropout makes the torch RNG matter)."""
+    from retrieval_kd.training import Checkpoint, TrainLoop, make_scheduler, seed_everything
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Dropout(0.3), torch.nn.Linear(4, 1))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    state = {"calls": 0}
+    ckpt = Checkpoint(tmp / "last.pt", 3, {"model": model}, state)
+    records: list[dict] = []
+    loop = TrainLoop(opt, make_scheduler(opt, "cosine", 2, 10), 10, clip_norm=0.5, log_every=2, progress=False,
+                     log_file=tmp / "metrics.jsonl", hooks=[records.append], checkpoint=ckpt)
+    seed_everything(1)
+    start = loop.resume() if resume else 0
+
+    def step_loss(step):
+        state["calls"] += 1
+        x = torch.randn(8, 4)
+        return ((model(x) - x.sum(-1, keepdim=True)) ** 2).mean(), {"calls": state["calls"]}
+
+    out = loop.run(step_loss, start, stop_after)
+    return model, out, records, state
+
+
+def test_train_loop_logs_clips_checkpoints_and_resumes_bit_for_bit(tmp_path):
+    full, out, records, _ = _toy_run(tmp_path / "a")
+    assert out["finished"] and out["steps"] == 10 and [r["step"] for r in records] == [2, 4, 6, 8, 10]
+    assert records[0]["calls"] == 1.5  # the parts of a record's steps are averaged
+    part, out_part, _, _ = _toy_run(tmp_path / "b", stop_after=5)
+    assert not out_part["finished"] and (tmp_path / "b" / "last.pt").exists()
+    resumed, out_resumed, _, state = _toy_run(tmp_path / "b", resume=True)
+    assert out_resumed["finished"] and state["calls"] == 10  # the extra state was restored
+    assert torch.equal(full[1].weight, resumed[1].weight) and torch.equal(full[1].bias, resumed[1].bias)
+    lines = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    want = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [2, 4, 5, 6, 8, 10]  # stop_after=5 logged its last step
+    assert [r["loss"] for r in lines if r["step"] != 5][-2:] == [r["loss"] for r in want][-2:]

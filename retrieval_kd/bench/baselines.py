@@ -1,7 +1,7 @@
 """Baseline benchmark: exact MiniLM vs faiss IVF-PQ / OPQ+IVF-PQ on the classic collections.
 
-    python eval/baselines.py [--datasets cacm,med,...] [--nprobe 8] [--out runs/bench_baselines]
-    rkd bench baselines  (same options)
+    rkd bench baselines [--datasets cacm,med,...] [--nprobe 8] [--out runs/bench_baselines]
+    python eval/baselines.py  (same options)
 
 Columns: nDCG@10 and R@100 vs qrels (judged queries; binary measures at the dataset's rel_threshold),
 teacher-recall@10 (share of the exact teacher's top-10 found in the index's top-10, all queries),
@@ -9,12 +9,14 @@ bytes per vector (code size), ms per query (one query at a time, search only, on
 """
 from __future__ import annotations
 
-import argparse
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 DATASETS = ("cacm", "med", "cisi", "cranfield", "cf")
 DEFAULT_FACTORIES = (
@@ -28,7 +30,7 @@ DEFAULT_NPROBE = 8
 class Prepared:
     """A dataset with its cached teacher embeddings and the exact teacher's run."""
 
-    ds: object
+    ds: Any
     doc_emb: np.ndarray
     qids: list[str]
     q_emb: np.ndarray
@@ -36,8 +38,10 @@ class Prepared:
     exact_ms: float
 
 
-def prepare(name: str, encoder=None, depth: int = 100) -> Prepared:
+def prepare(name: str, encoder: Any = None, depth: int = 100) -> Prepared:
     """Load a dataset, embed corpus + queries with the teacher (cached), and run exact search."""
+    import numpy as np
+
     from retrieval_kd import datasets
     from retrieval_kd.index import FaissIndex
     from retrieval_kd.teachers.dense import DenseEncoder, encode_corpus, encode_queries
@@ -48,11 +52,12 @@ def prepare(name: str, encoder=None, depth: int = 100) -> Prepared:
     qids, q_emb = encode_queries(encoder, ds.queries, ds.name)
     q_emb = np.asarray(q_emb)
     flat = FaissIndex.build(doc_emb, ds.doc_ids, "Flat")
-    ms = _ms_per_query(flat, q_emb, depth, None)
+    ms = ms_per_query(flat, q_emb, depth, None)
     return Prepared(ds, doc_emb, qids, q_emb, flat.search_run(qids, q_emb, depth), ms)
 
 
-def _ms_per_query(index, q_emb: np.ndarray, k: int, nprobe: int | None) -> float:
+def ms_per_query(index: Any, q_emb: np.ndarray, k: int, nprobe: int | None) -> float:
+    """Mean milliseconds of `index.search` over the queries, one query at a time."""
     t0 = time.perf_counter()
     for i in range(len(q_emb)):
         index.search(q_emb[i : i + 1], k, nprobe)
@@ -70,8 +75,8 @@ def score_run(p: Prepared, run: dict, name: str, **extra) -> dict:
     return row
 
 
-def baseline_rows(p: Prepared, factories=DEFAULT_FACTORIES, nprobe: int = DEFAULT_NPROBE, seed: int = 0,
-                  save_dir: Path | None = None) -> list[dict]:
+def baseline_rows(p: Prepared, factories: Sequence[str] = DEFAULT_FACTORIES, nprobe: int = DEFAULT_NPROBE,
+                  seed: int = 0, save_dir: Path | None = None) -> list[dict]:
     """Exact row + one row per faiss factory string."""
     from retrieval_kd.index import FaissIndex
 
@@ -83,7 +88,7 @@ def baseline_rows(p: Prepared, factories=DEFAULT_FACTORIES, nprobe: int = DEFAUL
         build_s = time.perf_counter() - t0
         run = index.search_run(p.qids, p.q_emb, 100, nprobe)
         rows.append(score_run(p, run, f"{index.factory} np={nprobe}", bytes=index.bytes_per_vector,
-                              ms_q=_ms_per_query(index, p.q_emb, 100, nprobe), build_s=build_s))
+                              ms_q=ms_per_query(index, p.q_emb, 100, nprobe), build_s=build_s))
         if save_dir is not None:
             index.save(Path(save_dir) / p.ds.name / factory.replace(",", "_"))
     return rows
@@ -92,36 +97,28 @@ def baseline_rows(p: Prepared, factories=DEFAULT_FACTORIES, nprobe: int = DEFAUL
 COLUMNS = ["dataset", "index", "nDCG@10", "R@100", "teacher-R@10", "bytes", "ms_q", "build_s"]
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    """Run the baseline benchmark and print a Markdown table."""
+def run_baselines(datasets: Sequence[str] = DATASETS, factories: Sequence[str] = DEFAULT_FACTORIES,
+                  nprobe: int = DEFAULT_NPROBE, out: str | Path = "runs/bench_baselines",
+                  threads: int | None = None) -> list[dict]:
+    """Run the baseline benchmark: print Markdown tables, write table.md and results.json under `out`."""
     from retrieval_kd.evaluate import format_table
     from retrieval_kd.teachers.dense import DenseEncoder
     from retrieval_kd.threads import set_threads
     from retrieval_kd.utils import run_info, write_json
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--datasets", default=",".join(DATASETS))
-    ap.add_argument("--factories", default=";".join(DEFAULT_FACTORIES),
-                    help="';'-separated faiss factory strings (IVFn = IVF√N)")
-    ap.add_argument("--nprobe", type=int, default=DEFAULT_NPROBE)
-    ap.add_argument("--out", default="runs/bench_baselines")
-    ap.add_argument("--threads", type=int, default=None)
-    args = ap.parse_args(argv)
-    set_threads(args.threads)
+    settings = {"datasets": ",".join(datasets), "factories": ";".join(factories), "nprobe": nprobe,
+                "out": str(out), "threads": threads}
+    set_threads(threads)
     encoder = DenseEncoder()
     rows: list[dict] = []
-    for name in args.datasets.split(","):
+    for name in datasets:
         p = prepare(name.strip(), encoder)
-        rows += baseline_rows(p, args.factories.split(";"), args.nprobe)
+        rows += baseline_rows(p, list(factories), nprobe)
         print(format_table([r for r in rows if r["dataset"] == p.ds.name], COLUMNS), flush=True)
     table = format_table(rows, COLUMNS)
-    out = Path(args.out)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.md").write_text(table + "\n")
-    write_json(out / "results.json", {"rows": rows, "run_info": run_info(vars(args))})
+    write_json(out / "results.json", {"rows": rows, "run_info": run_info(settings)})
     print("\n" + table)
     return rows
-
-
-if __name__ == "__main__":
-    main()

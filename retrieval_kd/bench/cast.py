@@ -1,7 +1,7 @@
 """CAsT recipe: DiSCo students vs rewrite baselines on CAsT 2021 and iKAT 2023 (cast-mini), one SPLADE encoder.
 
-    python eval/cast.py [--config configs/disco_cast.yaml] [--out runs/cast-bench] [--set train.epochs=1]
-    rkd eval cast       (same options)
+    rkd eval cast [--config configs/disco_cast.yaml] [--out runs/cast-bench] [--set train.epochs=1]
+    python eval/cast.py  (same options)
 
 Every row uses the same frozen SPLADE document encoder and the same built-in impact index of the cast-mini
 corpus; only the query side changes: the raw utterance, the whole history concatenated, the automatic rewrite
@@ -15,12 +15,15 @@ graded nDCG, relevance >= 2 for RR/recall from 2020 on (>= 1 in 2019), CAsT 2021
 """
 from __future__ import annotations
 
-import argparse
 import json
-import shlex
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from retrieval_kd.methods.disco.config import DiscoConfig
 
 MEASURES = ("nDCG@3", "RR", "R@10", "R@100")
 EVAL_SETS = {"cast2021": "CAsT 2021", "ikat2023": "iKAT 2023"}
@@ -57,14 +60,14 @@ def official_evaluate(run: dict, collection: str, root: Path | None = None,
     return evaluate(run, qrels, list(measures), rel=OFFICIAL_REL[collection], per_query=per_query)
 
 
-def split_queries(ds) -> dict[str, list[str]]:
+def split_queries(ds: Any) -> dict[str, list[str]]:
     """Evaluation collection -> its judged turn ids."""
     judged = ds.judged_queries()
     return {c: [t["id"] for x in ds.conversations if x["collection"] == c for t in x["turns"] if t["id"] in judged]
             for c in EVAL_SETS}
 
 
-def turn_texts(ds, kind: str, responses: str = "last") -> dict[str, str]:
+def turn_texts(ds: Any, kind: str, responses: str = "last") -> dict[str, str]:
     """Query text per turn: raw | history | automatic | manual | student (the DiSCo input text)."""
     from retrieval_kd.methods.disco.conversation import conversation_text, history_text
 
@@ -82,7 +85,7 @@ def turn_texts(ds, kind: str, responses: str = "last") -> dict[str, str]:
     return out
 
 
-def score_rows(name: str, run: dict, ds, splits: dict[str, list[str]], extra: dict | None = None) -> list[dict]:
+def score_rows(name: str, run: dict, ds: Any, splits: dict[str, list[str]], extra: dict | None = None) -> list[dict]:
     """One row per evaluation set (turns the run has no text for count as zero)."""
     from retrieval_kd.evaluate import evaluate
 
@@ -96,57 +99,42 @@ def score_rows(name: str, run: dict, ds, splits: dict[str, list[str]], extra: di
     return rows
 
 
-def sparse_run(encoder, index, texts: dict[str, str], k: int = 100) -> dict:
+def sparse_run(encoder: Any, index: Any, texts: dict[str, str], k: int = 100) -> dict:
     """Encode query texts with a SPLADE encoder and search the impact index."""
     qids = list(texts)
     return index.search_run(qids, encoder.encode([texts[q] for q in qids]), k)
 
 
-def student_config(base, sources: list[str], aggregation: str, out: Path):
+def student_config(base: DiscoConfig, sources: list[str], aggregation: str, out: Path) -> DiscoConfig:
     """The base DiscoConfig with these teachers, aggregation and output folder."""
-    from retrieval_kd.methods.disco.config import TeacherCfg
+    from retrieval_kd.methods.disco.config import TeacherConfig
 
     names = {"manual": "human", "automatic": "automatic"}
-    teachers = [TeacherCfg(name=names.get(s, Path(s).stem), source=s) for s in sources]
+    teachers = [TeacherConfig(name=names.get(s, Path(s).stem), source=s) for s in sources]
     return base.model_copy(update={"teachers": teachers, "aggregation": aggregation, "output": str(out)})
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    """Run the recipe and print the Markdown table; returns the rows."""
-    from retrieval_kd.config import load_config
-    from retrieval_kd.datasets import load
-    from retrieval_kd.evaluate import format_table
-    from retrieval_kd.index.impact import ImpactIndex
-    from retrieval_kd.methods.disco.config import DiscoConfig
-    from retrieval_kd.methods.disco.trainer import train_disco
-    from retrieval_kd.teachers.splade import SpladeEncoder, encode_cached
-    from retrieval_kd.threads import set_threads
-    from retrieval_kd.utils import run_info, write_json
+def check_variants(variants: Sequence[str]) -> None:
+    """Raise ConfigError for a DiSCo row key that is not one of VARIANTS."""
+    from retrieval_kd.errors import ConfigError
 
-    ap = argparse.ArgumentParser(prog="eval/cast.py", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--config", default="configs/disco_cast.yaml")
-    ap.add_argument("--out", default="runs/cast-bench")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override a.b=value")
-    ap.add_argument("--variants", default=",".join(VARIANTS), help=f"DiSCo rows to train, of {','.join(VARIANTS)}")
-    ap.add_argument("--reuse", action="store_true", help="reuse students already trained under --out")
-    ap.add_argument("--no-bm25", action="store_true")
-    args = ap.parse_args(argv)
-    set_threads()
-    cfg = load_config(args.config if Path(args.config).exists() else None, DiscoConfig, args.overrides)
-    out = Path(args.out)
-    ds = load(cfg.data.eval)
-    splits = split_queries(ds)
-    enc = SpladeEncoder(cfg.model.document_encoder, max_length=cfg.model.doc_max_length)
-    docs = encode_cached(enc, ds.doc_texts, "corpus")
-    index = ImpactIndex.build(docs, ds.doc_ids, enc.vocab, meta={"dataset": ds.name, "encoder": str(enc.path)})
-    index.save(out / "index")
+    for key in variants:
+        if key not in VARIANTS:
+            raise ConfigError(f"unknown variant {key!r}; choose from {', '.join(VARIANTS)}")
+
+
+def reference_rows(cfg: DiscoConfig, ds: Any, splits: dict[str, list[str]], enc: Any, index: Any,
+                   bm25: bool = True) -> list[dict]:
+    """BM25 rows (unless bm25=False) and SPLADE rows of every untrained query text."""
+    from retrieval_kd.teachers.splade import SpladeEncoder
+
     rows: list[dict] = []
-    if not args.no_bm25:
+    if bm25:
         from retrieval_kd.index.bm25 import BM25Index
 
-        bm25 = BM25Index.build(ds.doc_texts, ds.doc_ids)
+        bm = BM25Index.build(ds.doc_texts, ds.doc_ids)
         for kind in ("raw", "history", "automatic", "manual"):
-            rows += score_rows(f"BM25: {kind}", bm25.search_run(turn_texts(ds, kind), 100), ds, splits)
+            rows += score_rows(f"BM25: {kind}", bm.search_run(turn_texts(ds, kind), 100), ds, splits)
     labels = {"raw": "raw utterance", "history": "whole history concatenated", "automatic": "automatic rewrite",
               "manual": "human rewrite (teacher bound)", "student": "DiSCo input text, untrained"}
     init = SpladeEncoder(cfg.model.student_init or enc.path, max_length=cfg.model.max_length,
@@ -154,32 +142,63 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for kind, label in labels.items():
         rows += score_rows(f"SPLADE: {label}", sparse_run(init if kind == "student" else enc, index,
                                                           turn_texts(ds, kind, cfg.model.responses)), ds, splits)
-    for key in [v for v in args.variants.split(",") if v]:
-        if key not in VARIANTS:
-            raise SystemExit(f"unknown variant {key!r}; choose from {', '.join(VARIANTS)}")
-        name, sources, agg = VARIANTS[key]
-        dest = out / "students" / key
-        if not (args.reuse and (dest / "meta.json").exists()):
-            t0 = time.time()
-            train_disco(student_config(cfg, sources, agg, dest), dest, progress=False)
-            print(f"trained {name} in {time.time() - t0:.0f}s -> {dest}", file=sys.stderr)
-        student = SpladeEncoder(dest / "student", max_length=cfg.model.max_length)
-        meta = json.loads((dest / "meta.json").read_text())
-        rows += score_rows(name, sparse_run(student, index, turn_texts(ds, "student", cfg.model.responses)), ds,
-                           splits, {"train_s": meta.get("train_seconds")})
-    prog = "python eval/cast.py" if argv is None else "rkd eval cast"
-    cmd = prog + " " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    return rows
+
+
+def student_rows(cfg: DiscoConfig, key: str, ds: Any, splits: dict[str, list[str]], index: Any, out: Path,
+                 reuse: bool = False) -> list[dict]:
+    """Train (or, with reuse, reload) the DiSCo student of one variant under out/students and score it."""
+    from retrieval_kd.methods.disco.trainer import train_disco
+    from retrieval_kd.teachers.splade import SpladeEncoder
+
+    name, sources, agg = VARIANTS[key]
+    dest = out / "students" / key
+    if not (reuse and (dest / "meta.json").exists()):
+        t0 = time.time()
+        train_disco(student_config(cfg, sources, agg, dest), dest, progress=False)
+        print(f"trained {name} in {time.time() - t0:.0f}s -> {dest}", file=sys.stderr)
+    student = SpladeEncoder(dest / "student", max_length=cfg.model.max_length)
+    meta = json.loads((dest / "meta.json").read_text())
+    return score_rows(name, sparse_run(student, index, turn_texts(ds, "student", cfg.model.responses)), ds,
+                      splits, {"train_s": meta.get("train_seconds")})
+
+
+def write_report(rows: list[dict], cfg: DiscoConfig, out: Path, command: str) -> None:
+    """Print the table and each student's share of the human-rewrite bound; write results.json and table.md."""
+    from retrieval_kd.evaluate import format_table
+    from retrieval_kd.utils import run_info, write_json
+
     table = format_table(rows, ["set", "query", *MEASURES, "turns"])
-    print(f"\n`{cmd.strip()}`\n\n{table}\n")
+    print(f"\n`{command.strip()}`\n\n{table}\n")
     for label in EVAL_SETS.values():
         bound = next((r["nDCG@3"] for r in rows if r["set"] == label and r["query"].startswith("SPLADE: human")), None)
         for r in rows:
             if r["set"] == label and r["query"].startswith("DiSCo") and bound:
                 print(f"{label}: {r['query']}: nDCG@3 = {r['nDCG@3'] / bound:.0%} of the human-rewrite teacher")
-    write_json(out / "results.json", {"command": cmd, "rows": rows, "run_info": run_info(cfg.model_dump(mode="json"))})
-    (out / "table.md").write_text(f"`{cmd.strip()}`\n\n{table}\n", encoding="utf-8")
+    write_json(out / "results.json", {"command": command, "rows": rows,
+                                      "run_info": run_info(cfg.model_dump(mode="json"))})
+    (out / "table.md").write_text(f"`{command.strip()}`\n\n{table}\n", encoding="utf-8")
+
+
+def run_cast(cfg: DiscoConfig, out: str | Path = "runs/cast-bench", variants: Sequence[str] = tuple(VARIANTS),
+             reuse: bool = False, bm25: bool = True, command: str = "rkd eval cast") -> list[dict]:
+    """Run the recipe for a DiscoConfig: print the Markdown table, write index, students and results; the rows."""
+    from retrieval_kd.datasets import load
+    from retrieval_kd.index.impact import ImpactIndex
+    from retrieval_kd.teachers.splade import SpladeEncoder, encode_cached
+    from retrieval_kd.threads import set_threads
+
+    check_variants(variants)
+    set_threads()
+    out = Path(out)
+    ds = load(cfg.data.eval)
+    splits = split_queries(ds)
+    enc = SpladeEncoder(cfg.model.document_encoder, max_length=cfg.model.doc_max_length)
+    docs = encode_cached(enc, ds.doc_texts, "corpus")
+    index = ImpactIndex.build(docs, ds.doc_ids, enc.vocab, meta={"dataset": ds.name, "encoder": str(enc.path)})
+    index.save(out / "index")
+    rows = reference_rows(cfg, ds, splits, enc, index, bm25)
+    for key in variants:
+        rows += student_rows(cfg, key, ds, splits, index, out, reuse)
+    write_report(rows, cfg, out, command)
     return rows
-
-
-if __name__ == "__main__":
-    main()

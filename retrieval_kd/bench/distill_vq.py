@@ -1,7 +1,7 @@
 """Distill-VQ benchmark: exact teacher, faiss IVFPQ, faiss OPQ+IVFPQ and Distill-VQ variants on five collections.
 
-    python eval/distill_vq.py [--datasets cacm,med] [--sizes 8,16] [--rows ivfpq,opq,listnet,...] [--out runs/bench_vq]
-    rkd bench vq  (same options)
+    rkd bench vq [--datasets cacm,med] [--sizes 8,16] [--rows ivfpq,opq,listnet,...] [--out runs/bench_vq]
+    python eval/distill_vq.py  (same options)
 
 Every index uses nlist = √N and the same nprobe. Distill-VQ rows start from the OPQ+IVFPQ row's index (same seed)
 and train on pseudo-queries only, so every real query is held out. Columns: nDCG@10 and R@100 against qrels
@@ -11,10 +11,13 @@ exact teacher's top-k found, all held-out queries), bytes per vector (code size)
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from retrieval_kd.paths import REPO_DIR
 
 DATASETS = ("cacm", "med", "cisi", "cranfield", "cf")
 ROWS = ("ivfpq", "opq", "listnet", "listnet_opq", "kl", "margin_mse")
@@ -29,22 +32,21 @@ VARIANTS = {
     "infonce": ("Distill-VQ (infonce)", ["loss.name=infonce"]),
 }
 DEFAULT_NPROBE = 16
-REPO = Path(__file__).resolve().parents[2]
 
 
-def config_for(name: str, m: int, nprobe: int, extra: list[str]):
+def config_for(name: str, m: int, nprobe: int, extra: list[str]) -> Any:
     """configs/vq_<name>_<m>b.yaml when it exists (else cacm 8b's settings with PQ m), plus overrides."""
     from retrieval_kd.config import load_config
     from retrieval_kd.methods.distill_vq.config import VQConfig
 
-    path = REPO / "configs" / f"vq_{name}_{m}b.yaml"
-    base = path if path.exists() else REPO / "configs" / "vq_cacm_8b.yaml"
+    path = REPO_DIR / "configs" / f"vq_{name}_{m}b.yaml"
+    base = path if path.exists() else REPO_DIR / "configs" / "vq_cacm_8b.yaml"
     sets = [f"dataset={name}", f"index.factory=OPQ{m},IVFn,PQ{m}x8np", f"index.nprobe={nprobe}",
             "output_dir=null", "train.progress=false", *extra]
     return load_config(base, VQConfig, sets)
 
 
-def run_size(name: str, ds, held, m: int, rows: list[str], nprobe: int, seed: int, extra: list[str]) -> list[dict]:
+def run_size(name: str, ds: Any, held: Any, m: int, rows: list[str], nprobe: int, seed: int, extra: list[str]) -> list[dict]:
     """Baseline and Distill-VQ rows of one dataset at PQ m x 8 (m bytes per vector)."""
     from retrieval_kd.index.faiss_ivfpq import FaissIndex
     from retrieval_kd.methods.distill_vq.trainer import DistillVQ
@@ -87,7 +89,8 @@ def summary(rows: list[dict]) -> list[dict]:
                "target": f"+{int(100 * target)}" if target else "", "met": "" if target is None else
                ("yes" if r["TR@10"] - base >= target - 1e-9 else "no")}
         if m == 8 and (name, 16, "faiss OPQ+IVFPQ") in get:
-            row["8B Distill-VQ vs 16B OPQ (points)"] = f"{100 * (r['TR@10'] - get[(name, 16, 'faiss OPQ+IVFPQ')]['TR@10']):+.1f}"
+            opq16 = get[(name, 16, "faiss OPQ+IVFPQ")]["TR@10"]
+            row["8B Distill-VQ vs 16B OPQ (points)"] = f"{100 * (r['TR@10'] - opq16):+.1f}"
         out.append(row)
     return out
 
@@ -118,66 +121,77 @@ def plot(rows: list[dict], path: Path, name: str = "cacm") -> None:
 COLUMNS = ["dataset", "method", "bytes/vec", "nDCG@10", "R@100", "TR@10", "TR@100", "train s", "ms/query"]
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    """Run the benchmark, print Markdown tables, write table.md, results.json and the plot."""
+def check_rows(rows: Sequence[str]) -> None:
+    """Raise ConfigError naming the row keys that are neither a faiss baseline nor a Distill-VQ variant."""
+    from retrieval_kd.errors import ConfigError
+
+    unknown = set(rows) - {"ivfpq", "opq", *VARIANTS}
+    if unknown:
+        raise ConfigError(f"unknown rows: {', '.join(sorted(unknown))}")
+
+
+def dataset_rows(name: str, encoder: Any, sizes: Sequence[int], plot_sizes: Sequence[int], rows: Sequence[str],
+                 nprobe: int, seed: int, sets: Sequence[str]) -> list[dict]:
+    """The exact teacher row and every size's rows of one dataset (extra plot-only sizes on cacm)."""
     from retrieval_kd import datasets
     from retrieval_kd.evaluate import format_table
     from retrieval_kd.methods.distill_vq.report import HeldOut
+
+    ds = datasets.load(name)
+    held = HeldOut.of(ds, encoder)
+    exact = held.row("exact teacher", held.exact, None)
+    exact["bytes/vec"] = held.exact.index.d * 4
+    out = [exact]
+    extra_sizes = [m for m in plot_sizes if name == "cacm" and m not in sizes]
+    for m in [*sizes, *extra_sizes]:
+        wanted = list(rows) if m in sizes else ["opq", "listnet"]
+        new = run_size(name, ds, held, m, wanted, nprobe, seed, list(sets))
+        for r in new:
+            r["plot only"] = m not in sizes
+        out += new
+        print(format_table(new, COLUMNS), flush=True)
+    return out
+
+
+def run_distill_vq(datasets: Sequence[str] = DATASETS, sizes: Sequence[int] = (8, 16), rows: Sequence[str] = ROWS,
+                   nprobe: int = DEFAULT_NPROBE, plot_sizes: Sequence[int] = (4, 8, 16, 32), seed: int = 0,
+                   sets: Sequence[str] = (), out: str | Path = "runs/bench_vq",
+                   threads: int | None = None) -> list[dict]:
+    """Run the benchmark, print Markdown tables, write table.md, results.json and the plot under `out`."""
+    from retrieval_kd.evaluate import format_table
     from retrieval_kd.teachers.dense import DenseEncoder
     from retrieval_kd.threads import set_threads
     from retrieval_kd.utils import run_info, write_json
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--datasets", default=",".join(DATASETS))
-    ap.add_argument("--sizes", default="8,16", help="bytes per vector (PQ m x 8)")
-    ap.add_argument("--rows", default=",".join(ROWS), help=f"some of ivfpq,opq,{','.join(VARIANTS)}")
-    ap.add_argument("--nprobe", type=int, default=DEFAULT_NPROBE)
-    ap.add_argument("--plot-sizes", default="4,8,16,32", help="cacm sizes for the plot ('' to skip)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--set", dest="sets", action="append", default=[], help="config override for Distill-VQ rows")
-    ap.add_argument("--out", default="runs/bench_vq")
-    ap.add_argument("--threads", type=int, default=None)
-    args = ap.parse_args(argv)
-    set_threads(args.threads)
-    rows_wanted = [r.strip() for r in args.rows.split(",") if r.strip()]
-    unknown = set(rows_wanted) - {"ivfpq", "opq", *VARIANTS}
-    if unknown:
-        ap.error(f"unknown rows: {', '.join(sorted(unknown))}")
-    sizes = [int(s) for s in args.sizes.split(",") if s]
-    plot_sizes = [int(s) for s in args.plot_sizes.split(",") if s]
-    out = Path(args.out)
+    check_rows(rows)
+    settings = {"datasets": ",".join(datasets), "sizes": ",".join(map(str, sizes)), "rows": ",".join(rows),
+                "nprobe": nprobe, "plot_sizes": ",".join(map(str, plot_sizes)), "seed": seed, "sets": list(sets),
+                "out": str(out), "threads": threads}
+    set_threads(threads)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     encoder = DenseEncoder()
-    rows: list[dict] = []
-    for name in [d.strip() for d in args.datasets.split(",") if d.strip()]:
-        ds = datasets.load(name)
-        held = HeldOut.of(ds, encoder)
-        exact = held.row("exact teacher", held.exact, None)
-        exact["bytes/vec"] = held.exact.index.d * 4
-        rows.append(exact)
-        extra_sizes = [m for m in plot_sizes if name == "cacm" and m not in sizes]
-        for m in sizes + extra_sizes:
-            wanted = rows_wanted if m in sizes else ["opq", "listnet"]
-            new = run_size(name, ds, held, m, wanted, args.nprobe, args.seed, args.sets)
-            for r in new:
-                r["plot only"] = m not in sizes
-            rows += new
-            print(format_table(new, COLUMNS), flush=True)
-    table_rows = [r for r in rows if not r.get("plot only")]
-    table = format_table(table_rows, COLUMNS)
-    summ = summary(rows)
+    all_rows: list[dict] = []
+    for name in datasets:
+        all_rows += dataset_rows(name, encoder, sizes, plot_sizes, rows, nprobe, seed, sets)
+    table = format_table([r for r in all_rows if not r.get("plot only")], COLUMNS)
+    summ = summary(all_rows)
     summ_table = format_table(summ)
-    (out / "table.md").write_text(f"nprobe = {args.nprobe}, nlist = √N\n\n{table}\n\n{summ_table}\n")
-    write_json(out / "results.json", {"rows": rows, "summary": summ, "run_info": run_info(vars(args))})
-    if any(r["dataset"] == "cacm" for r in rows):
-        plot(rows, out / "cacm_teacher_recall_vs_bytes.png")
+    (out / "table.md").write_text(f"nprobe = {nprobe}, nlist = √N\n\n{table}\n\n{summ_table}\n")
+    write_json(out / "results.json", {"rows": all_rows, "summary": summ, "run_info": run_info(settings)})
+    if any(r["dataset"] == "cacm" for r in all_rows):
+        plot(all_rows, out / "cacm_teacher_recall_vs_bytes.png")
     print("\n" + table + "\n\n" + summ_table)
     print(json.dumps({"out": str(out)}))
-    return rows
+    return all_rows
 
 
-if __name__ == "__main__":
-    import sys
+def trained_rows(vq: Any, ds: Any) -> list[dict]:
+    """`rkd train vq`'s table: the start index and the trained one on the run's held-out real queries."""
+    from retrieval_kd.methods.distill_vq.report import HeldOut
 
-    sys.path.insert(0, str(REPO))
-    main()
+    held = HeldOut.of(ds, vq.encoder, vq.split["eval_qids"])
+    nprobe, t = vq.config.index.nprobe, vq.timings
+    q_emb = vq.encode_queries([ds.queries[q] for q in held.qids]) if vq.finetuned else None
+    return [held.row(f"start {vq.start_index.factory}", vq.start_index, nprobe, t["faiss_build_s"]),
+            held.row(f"Distill-VQ ({vq.config.loss.name})", vq.index, nprobe, t["run_s"], q_emb)]

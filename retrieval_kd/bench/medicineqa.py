@@ -17,6 +17,8 @@ from retrieval_kd.utils import atomic_dir, run_info
 
 
 class SideConfig(StrictModel):
+    """One language's dataset(s), BM25 tokenizer, students and retrievers."""
+
     dataset: str
     multiround: str | None = None  # zh: the derived multi-round dataset
     tokenizer: str = "en"  # BM25 tokenizer: en | zh-bigram | zh-jieba
@@ -28,6 +30,8 @@ class SideConfig(StrictModel):
 
 
 class EvalConfig(StrictModel):
+    """`rkd eval medicineqa`: the English and Chinese sides, output folder, depth and measures."""
+
     en: SideConfig | None = SideConfig(dataset="medquad-liveqa", extractive="runs/drr-en-tagger")
     zh: SideConfig | None = SideConfig(dataset="medicineqa", multiround="medicineqa-multiround", tokenizer="zh-bigram",
                                        extractive="runs/drr-zh-tagger")
@@ -37,7 +41,8 @@ class EvalConfig(StrictModel):
     fusion: str = "rrf-max"  # several queries of one dialogue: rrf (sum) or rrf-max (best rank); hybrid is rrf
 
 
-def _dialogues(ds) -> dict[str, list[dict]]:
+def _dialogues(ds: Any) -> dict[str, list[dict]]:
+    """Dialogue turns per query id (a one-turn dialogue for single-turn datasets)."""
     if ds.conversations:
         return {c["id"]: [{"role": t.get("role", "user"), "text": t["utterance"]} for t in c["turns"]]
                 for c in ds.conversations if c["id"] in ds.queries}
@@ -68,7 +73,8 @@ def _rewriters(side: SideConfig, teacher: dict[str, list[str]], corrector: Corre
     return rows
 
 
-def _retrievers(ds, side: SideConfig, log=print):
+def _retrievers(ds: Any, side: SideConfig, log: Callable[[str], None] = print) -> list[tuple[str, Any]]:
+    """(row name, retriever) for BM25, Lucene BM25 (when asked and available) and dense retrieval."""
     from retrieval_kd.index.bm25 import BM25Index
     from retrieval_kd.paths import cache_root
 
@@ -94,7 +100,8 @@ def _retrievers(ds, side: SideConfig, log=print):
     return out
 
 
-def _measure(run, ds, lang: str, hr_k: list[int]) -> dict[str, Any]:
+def _measure(run: dict, ds: Any, lang: str, hr_k: list[int]) -> dict[str, Any]:
+    """en: nDCG@10, R@100, HR@k; zh: HR@k at medicine and attribute level; HR@k[0] with a bootstrap 95% CI."""
     if lang == "en":
         rel = ds.rel_threshold
         m = evaluate(run, ds.qrels, ["nDCG@10", "R@100"], rel=rel)
@@ -113,7 +120,8 @@ def _measure(run, ds, lang: str, hr_k: list[int]) -> dict[str, Any]:
     return m
 
 
-def evaluate_side(name: str, side: SideConfig, cfg: EvalConfig, out: Path, log=print) -> list[dict[str, Any]]:
+def evaluate_side(name: str, side: SideConfig, cfg: EvalConfig, out: Path,
+                  log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """All rows of one language: each rewriter with BM25, dense and hybrid (BM25 + dense, RRF)."""
     from retrieval_kd import datasets
     from retrieval_kd.teachers.queries import liveqa_summary_queries, medicineqa_queries
@@ -158,7 +166,7 @@ def evaluate_side(name: str, side: SideConfig, cfg: EvalConfig, out: Path, log=p
     return rows
 
 
-def run_eval(cfg: EvalConfig, log=print) -> tuple[list[dict[str, Any]], str]:
+def run_eval(cfg: EvalConfig, log: Callable[[str], None] = print) -> tuple[list[dict[str, Any]], str]:
     """Evaluate every configured side; writes runs, queries, rows.json, table.md, config + run_info to cfg.out."""
     out = Path(cfg.out)
     all_rows: list[dict[str, Any]] = []

@@ -1,7 +1,7 @@
 """Server benchmark: a real uvicorn process on loopback serving the CACM bundle, against in-process search.
 
-    python eval/server_bench.py [--index runs/cacm-vq] [--duration 30] [--clients 1,4,16] [--out runs/bench_server]
-    rkd bench server  (same options)
+    rkd bench server [--index runs/cacm-vq] [--duration 30] [--clients 1,4,16] [--out runs/bench_server]
+    python eval/server_bench.py  (same options)
 
 Serves the Distill-VQ index given by --index, else the faiss baseline "OPQ8,IVFn,PQ8x8np" built from the
 full CACM with the MiniLM teacher. Measures: served q/s, p50/p99 latency and errors at 1, 4, 16 concurrent
@@ -11,14 +11,12 @@ clients: served q/s >= 80% of the best in-process q/s, p99 <= 50 ms. Only loopba
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
 
 FACTORY = "OPQ8,IVFn,PQ8x8np"
 BATCH_SIZES = (1, 2, 4, 8, 16, 32)
@@ -26,6 +24,8 @@ BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 
 def ensure_baseline(dest: Path) -> Path:
     """The faiss baseline over the full CACM (teacher embeddings cached), built once."""
+    import numpy as np
+
     from retrieval_kd import datasets
     from retrieval_kd.index import FaissIndex
     from retrieval_kd.teachers.dense import DenseEncoder, encode_corpus
@@ -138,6 +138,7 @@ async def _client(port: int, path: str, bodies: list[bytes], offset: int, stop_a
 
 
 def _batch_stats(url: str) -> tuple[float, float]:
+    """Sum and count of the server's encoder batch sizes (Prometheus /metrics)."""
     from retrieval_kd.serving.process import http_json
 
     text = http_json(url + "/metrics")[1]
@@ -148,6 +149,8 @@ def _batch_stats(url: str) -> tuple[float, float]:
 
 def load_test(url: str, name: str, queries: list[str], clients: int, seconds: float, warmup: float) -> dict:
     """q/s, p50/p99 latency (ms), errors and mean encoder batch for `clients` concurrent clients."""
+    import numpy as np
+
     port = int(url.rsplit(":", 1)[1])
     path = f"/v1/indexes/{name}/search"
     bodies = [json.dumps({"query": q, "k": 10}).encode() for q in queries]
@@ -174,6 +177,7 @@ def load_test(url: str, name: str, queries: list[str], clients: int, seconds: fl
 
 def served(bundle: Path, queries: list[str], clients: list[int], seconds: float, warmup: float,
            microbatch: bool, label: str) -> list[dict]:
+    """Load-test rows of one bundle served by a uvicorn subprocess, one row per client level."""
     from retrieval_kd.serving.bundle import read_manifest
     from retrieval_kd.serving.process import running_server
 
@@ -185,42 +189,12 @@ def served(bundle: Path, queries: list[str], clients: list[int], seconds: float,
     return rows
 
 
-def main(argv: list[str] | None = None) -> dict:
-    from retrieval_kd import datasets
+def _report(index_dir: Path, fp32: Path, rows: list[dict], inproc: list[dict], enc: list[dict],
+            verdict: str) -> str:
+    """The Markdown report: served, in-process and encoder tables, then the verdict."""
     from retrieval_kd.evaluate import format_table
-    from retrieval_kd.threads import set_threads
-    from retrieval_kd.utils import run_info, write_json
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--index", type=Path, help="Distill-VQ (or any saved faiss) index folder; default: baseline")
-    ap.add_argument("--out", type=Path, default=Path("runs/bench_server"))
-    ap.add_argument("--duration", type=float, default=30.0, help="seconds per client level")
-    ap.add_argument("--warmup", type=float, default=2.0)
-    ap.add_argument("--clients", default="1,4,16")
-    ap.add_argument("--inproc-seconds", type=float, default=3.0)
-    ap.add_argument("--no-int8", action="store_true")
-    ap.add_argument("--rebuild", action="store_true", help="rebuild the bundles even when present")
-    args = ap.parse_args(argv)
-    set_threads(1)
-    clients = [int(c) for c in args.clients.split(",")]
-    index_dir = (args.index or ensure_baseline(args.out / "cacm-faiss")).resolve()
-    fp32 = ensure_bundle(index_dir, args.out / "bundles" / "cacm", False, args.rebuild)
-    int8 = None if args.no_int8 else ensure_bundle(index_dir, args.out / "bundles" / "cacm-int8", True, args.rebuild)
-    queries = list(datasets.load("cacm").queries.values())
-
-    enc = encoder_speed(fp32, int8, queries, args.inproc_seconds)
-    inproc = in_process({"fp32": fp32, **({"int8": int8} if int8 else {})}, queries, args.inproc_seconds)
-    rows = served(fp32, queries, clients, args.duration, args.warmup, True, "fp32, micro-batch")
-    rows += served(fp32, queries, clients, args.duration, args.warmup, False, "fp32, no batching")
-    if int8 is not None:
-        rows += served(int8, queries, clients[-1:], args.duration, args.warmup, True, "int8, micro-batch")
-    best = {p: max(r[f"{p} q/s"] for r in inproc) for p in ("fp32", "int8") if f"{p} q/s" in inproc[0]}
-    for r in rows:
-        r["vs in-process"] = r["q/s"] / best[r["server"].split(",")[0]]
-    top = next(r for r in rows if r["server"] == "fp32, micro-batch" and r["clients"] == max(clients))
-    verdict = (f"at {top['clients']} clients: {top['q/s']:.1f} q/s = {top['vs in-process']:.0%} of the in-process best "
-               f"{best['fp32']:.1f} q/s (target >= 80%), p99 {top['p99 ms']:.1f} ms (target <= 50 ms)")
-    report = "\n\n".join([
+    return "\n\n".join([
         f"index: {index_dir} ({json.loads((fp32 / 'manifest.json').read_text())['index']['factory']})",
         "Served (uvicorn subprocess on 127.0.0.1, keep-alive clients, k=10; 'vs in-process' = q/s over the best\n"
         "in-process q/s of the same precision):\n" + format_table(rows),
@@ -228,14 +202,43 @@ def main(argv: list[str] | None = None) -> dict:
         "Query encoders (q/s, one thread; nDCG@10 of the bundle on CACM):\n" + format_table(enc),
         verdict,
     ])
+
+
+def run_server_bench(index: Path | None = None, out: str | Path = "runs/bench_server", duration: float = 30.0,
+                     warmup: float = 2.0, clients: Sequence[int] = (1, 4, 16), inproc_seconds: float = 3.0,
+                     int8: bool = True, rebuild: bool = False) -> dict:
+    """Run the server benchmark: print the report, write report.md and results.json under `out`."""
+    from retrieval_kd import datasets
+    from retrieval_kd.threads import set_threads
+    from retrieval_kd.utils import run_info, write_json
+
+    settings = {"index": index, "out": Path(out), "duration": duration, "warmup": warmup,
+                "clients": ",".join(map(str, clients)), "inproc_seconds": inproc_seconds, "no_int8": not int8,
+                "rebuild": rebuild}
+    set_threads(1)
+    out, clients = Path(out), list(clients)
+    index_dir = (index or ensure_baseline(out / "cacm-faiss")).resolve()
+    fp32 = ensure_bundle(index_dir, out / "bundles" / "cacm", False, rebuild)
+    int8_dir = ensure_bundle(index_dir, out / "bundles" / "cacm-int8", True, rebuild) if int8 else None
+    queries = list(datasets.load("cacm").queries.values())
+
+    enc = encoder_speed(fp32, int8_dir, queries, inproc_seconds)
+    inproc = in_process({"fp32": fp32, **({"int8": int8_dir} if int8_dir else {})}, queries, inproc_seconds)
+    rows = served(fp32, queries, clients, duration, warmup, True, "fp32, micro-batch")
+    rows += served(fp32, queries, clients, duration, warmup, False, "fp32, no batching")
+    if int8_dir is not None:
+        rows += served(int8_dir, queries, clients[-1:], duration, warmup, True, "int8, micro-batch")
+    best = {p: max(r[f"{p} q/s"] for r in inproc) for p in ("fp32", "int8") if f"{p} q/s" in inproc[0]}
+    for r in rows:
+        r["vs in-process"] = r["q/s"] / best[r["server"].split(",")[0]]
+    top = next(r for r in rows if r["server"] == "fp32, micro-batch" and r["clients"] == max(clients))
+    verdict = (f"at {top['clients']} clients: {top['q/s']:.1f} q/s = {top['vs in-process']:.0%} of the in-process best "
+               f"{best['fp32']:.1f} q/s (target >= 80%), p99 {top['p99 ms']:.1f} ms (target <= 50 ms)")
+    report = _report(index_dir, fp32, rows, inproc, enc, verdict)
     print(report)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "report.md").write_text(report + "\n", encoding="utf-8")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text(report + "\n", encoding="utf-8")
     result = {"served": rows, "in_process": inproc, "encoders": enc, "verdict": verdict,
-              "run_info": run_info(vars(args) | {"index": str(index_dir), "out": str(args.out)})}
-    write_json(args.out / "results.json", result)
+              "run_info": run_info(settings | {"index": str(index_dir), "out": str(out)})}
+    write_json(out / "results.json", result)
     return result
-
-
-if __name__ == "__main__":
-    main()

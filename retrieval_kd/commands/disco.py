@@ -1,11 +1,11 @@
-"""DiSCo commands: train disco, eval cast, eval cast-official, index impact, index lucene-impact, export disco(-bundle)."""
+"""DiSCo commands: train disco, index impact|lucene-impact, export disco|disco-bundle (eval cast: commands/bench)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
 
-from retrieval_kd.cli import eval_app, export_app, index_app, train_app
+from retrieval_kd.cli import export_app, index_app, train_app
 
 
 @train_app.command("disco")
@@ -22,27 +22,6 @@ def train_disco_cmd(
     cfg = load_config(config, DiscoConfig, overrides)
     dest = train_disco(cfg, out)
     typer.echo(f"student written to {dest}")
-
-
-@eval_app.command("cast", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def eval_cast(ctx: typer.Context) -> None:
-    """DiSCo vs rewrite baselines on CAsT 2021 + iKAT 2023 (options as eval/cast.py: --config, --out, --set)."""
-    from retrieval_kd.bench.cast import main as run
-
-    run(list(ctx.args))
-
-
-@eval_app.command("cast-official")
-def eval_cast_official(
-    run_file: Path = typer.Argument(..., help="TREC run over the real CAsT corpus"),
-    collection: str = typer.Option(..., help="cast2019 | cast2020 | cast2021 | cast2022"),
-) -> None:
-    """Score a run with the official CAsT conventions and the track's qrels."""
-    from retrieval_kd.bench.cast import official_evaluate
-    from retrieval_kd.evaluate import read_run
-
-    for m, v in official_evaluate(read_run(run_file), collection).items():
-        typer.echo(f"{m:<10} {v:.4f}")
 
 
 @index_app.command("impact")

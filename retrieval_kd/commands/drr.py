@@ -1,11 +1,11 @@
-"""Distill-Retrieve-Read commands: train rewriter, teacher llm, eval medicineqa, export rewriter, index bm25, rewrite."""
+"""Distill-Retrieve-Read commands: train rewriter, teacher llm, export rewriter, index bm25, rewrite."""
 from __future__ import annotations
 
 import json
 
 import typer
 
-from retrieval_kd.cli import app, eval_app, export_app, index_app, teacher_app, train_app
+from retrieval_kd.cli import app, export_app, index_app, teacher_app, train_app
 
 _SET = typer.Option(None, "--set", help="override a config key, e.g. --set train.epochs=1 (repeatable)")
 
@@ -39,23 +39,6 @@ def teacher_llm_cmd(
     report = run_llm_teacher(cfg, log=typer.echo)
     typer.echo(f"queries -> {cfg.out}  ({report['parsed']}/{report['asked']} parsed, "
                f"{sum(report['failed'].values())} failed, {report['cached']} from cache)")
-
-
-@eval_app.command("medicineqa")
-def eval_medicineqa_cmd(
-    config: str | None = typer.Option(None, "--config", "-c", help="YAML (default: configs/drr_eval.yaml values)"),
-    overrides: list[str] | None = _SET,
-) -> None:
-    """Every rewriter × retriever row on LiveQA-Med (en) and MedicineQA-zh (+ multi-round): a Markdown table."""
-    from retrieval_kd.bench.medicineqa import EvalConfig, run_eval
-    from retrieval_kd.config import load_config
-    from retrieval_kd.threads import set_threads
-
-    set_threads()
-    cfg = load_config(config, EvalConfig, overrides)
-    _, table = run_eval(cfg, log=lambda s: typer.echo(s, err=True))
-    typer.echo(table)
-    typer.echo(f"\nruns, queries, rows.json, table.md -> {cfg.out}")
 
 
 @export_app.command("rewriter")

@@ -1,11 +1,11 @@
-"""Export and serving commands: export bundle|onnx, serve, bench server."""
+"""Export and serving commands: export bundle|onnx, serve (bench server: commands/bench.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
 
-from retrieval_kd.cli import app, bench_app, export_app
+from retrieval_kd.cli import app, export_app
 
 
 @export_app.command("bundle")
@@ -79,10 +79,3 @@ def serve(
     sys.stdout.flush()
     os.execve(sys.executable, argv, env)  # the library starts the app; it never imports it
 
-
-@bench_app.command("server", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def bench_server(ctx: typer.Context) -> None:
-    """Served vs in-process throughput and latency, micro-batching, ONNX fp32/int8 vs torch (eval/server_bench.py)."""
-    from retrieval_kd.bench.server import main as run
-
-    run(list(ctx.args))

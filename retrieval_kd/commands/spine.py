@@ -1,11 +1,11 @@
-"""Spine commands: data list|prepare, teacher encode, index build, search, eval run, bench baselines, demo."""
+"""Spine commands: data list|prepare, teacher encode, index build, search, eval run, demo."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
 
-from retrieval_kd.cli import app, bench_app, data_app, eval_app, index_app, teacher_app
+from retrieval_kd.cli import app, data_app, eval_app, index_app, teacher_app
 
 
 @data_app.command("list")
@@ -124,14 +124,6 @@ def eval_run(
     res = evaluate(read_run(run_file), q, measures.split(","), rel=rel or 1)
     for m, v in res.items():
         typer.echo(f"{m:<12} {v:.4f}")
-
-
-@bench_app.command("baselines", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def bench_baselines(ctx: typer.Context) -> None:
-    """Exact MiniLM vs faiss IVF-PQ / OPQ baselines on cacm, med, cisi, cranfield, cf (see eval/baselines.py)."""
-    from retrieval_kd.bench.baselines import main as run
-
-    run(list(ctx.args))
 
 
 @app.command("demo")

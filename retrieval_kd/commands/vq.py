@@ -1,11 +1,11 @@
-"""Distill-VQ commands: `rkd train vq --config ... [--set k=v] [--resume]` and `rkd bench vq`."""
+"""Distill-VQ commands: `rkd train vq --config ... [--set k=v] [--resume]` (bench vq: commands/bench.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
 
-from retrieval_kd.cli import bench_app, train_app
+from retrieval_kd.cli import train_app
 
 
 @train_app.command("vq")
@@ -18,9 +18,9 @@ def train_vq(
 ) -> None:
     """Train a Distill-VQ index; writes output_dir/{index/, checkpoints/, metrics.jsonl, config.yaml, run_info.json}."""
     from retrieval_kd import datasets
+    from retrieval_kd.bench.distill_vq import COLUMNS, trained_rows
     from retrieval_kd.errors import ConfigError
     from retrieval_kd.evaluate import format_table
-    from retrieval_kd.methods.distill_vq.report import COLUMNS, HeldOut
     from retrieval_kd.methods.distill_vq.trainer import DistillVQ
 
     vq = DistillVQ.from_config(config, set_)
@@ -37,17 +37,5 @@ def train_vq(
     typer.echo(f"saved {dest}  (faiss build {t['faiss_build_s']:.1f}s, training {t['train_s']:.1f}s, "
                f"run without encoding {t['run_s']:.1f}s)")
     if evaluate and vq.split["eval_qids"]:
-        held = HeldOut.of(ds, vq.encoder, vq.split["eval_qids"])
-        nprobe = vq.config.index.nprobe
-        q_emb = vq.encode_queries([ds.queries[q] for q in held.qids]) if vq.finetuned else None
-        rows = [held.row(f"start {vq.start_index.factory}", vq.start_index, nprobe, t["faiss_build_s"]),
-                held.row(f"Distill-VQ ({vq.config.loss.name})", vq.index, nprobe, t["run_s"], q_emb)]
-        typer.echo(format_table(rows, COLUMNS))
+        typer.echo(format_table(trained_rows(vq, ds), COLUMNS))
 
-
-@bench_app.command("vq", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def bench_vq(ctx: typer.Context) -> None:
-    """Distill-VQ vs faiss IVFPQ / OPQ+IVFPQ on cacm, med, cisi, cranfield, cf (see eval/distill_vq.py --help)."""
-    from retrieval_kd.bench.distill_vq import main as run
-
-    run(list(ctx.args))

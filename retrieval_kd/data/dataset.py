@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from retrieval_kd.artifacts import read_meta, write_meta
 from retrieval_kd.errors import DataFormatError, DataNotFoundError
 from retrieval_kd.utils import atomic_dir
 
@@ -80,9 +81,7 @@ class Dataset:
                     tmp / f"conversations.jsonl{ext}",
                     (json.dumps(c, ensure_ascii=False) for c in self.conversations),
                 )
-            meta = {**self.meta, "kind": "dataset", "format_version": FORMAT_VERSION, "name": self.name,
-                    "counts": self.counts()}
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            write_meta(tmp, "dataset", FORMAT_VERSION, self.meta, name=self.name, counts=self.counts())
         self.path = dest
         return dest
 
@@ -93,7 +92,7 @@ class Dataset:
         meta_path = src / "meta.json"
         if not meta_path.exists():
             raise DataNotFoundError(f"{src}: not a dataset folder (no meta.json)")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = read_meta(src)
         if meta.get("format_version") != FORMAT_VERSION:
             raise DataFormatError(meta_path, f"format_version {meta.get('format_version')} != {FORMAT_VERSION}",
                                   field="format_version")

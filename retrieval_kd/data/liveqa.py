@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from retrieval_kd.data.classic import clean, need, parse_xml
 from retrieval_kd.data.dataset import Dataset, Qrels
+from retrieval_kd.data.files import clean, need, parse_xml
 from retrieval_kd.data.registry import register
 from retrieval_kd.errors import DataFormatError
 

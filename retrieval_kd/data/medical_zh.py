@@ -10,8 +10,8 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from retrieval_kd.data.classic import need
 from retrieval_kd.data.dataset import Dataset, Qrels, read_jsonl
+from retrieval_kd.data.files import need
 from retrieval_kd.data.registry import register
 from retrieval_kd.errors import DataFormatError
 from retrieval_kd.text.medicine_zh import FORMS

@@ -7,8 +7,8 @@ import re
 import zipfile
 from pathlib import Path
 
-from retrieval_kd.data.classic import clean, need, parse_xml
 from retrieval_kd.data.dataset import Dataset, Qrels
+from retrieval_kd.data.files import clean, need, parse_xml
 from retrieval_kd.data.registry import register
 from retrieval_kd.errors import DataFormatError, DataNotFoundError
 

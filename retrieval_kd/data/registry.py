@@ -1,7 +1,6 @@
 """Dataset registry: `load(name)` normalises a raw collection once into the cache and reads it back."""
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,9 +9,7 @@ from pathlib import Path
 from retrieval_kd.data.dataset import Dataset
 from retrieval_kd.errors import DataNotFoundError
 from retrieval_kd.paths import cache_root, data_root
-
-# Modules whose import registers readers (kept lazy so `rkd --help` stays fast).
-_READER_MODULES = ("classic", "medquad", "cast", "liveqa", "medical_zh")
+from retrieval_kd.registry import LazyRegistry
 
 
 @dataclass
@@ -24,40 +21,29 @@ class Entry:
     version: int = 1  # bump when the reader's output changes, to refresh caches
 
 
-_REGISTRY: dict[str, Entry] = {}
+# Reader modules register their datasets when first needed (kept lazy so `rkd --help` stays fast).
+READERS = LazyRegistry("dataset", error=DataNotFoundError, modules=[
+    f"retrieval_kd.data.{m}" for m in ("classic", "medquad", "cast", "liveqa", "medical_zh")])
 
 
 def register(name: str, raw: str, description: str, version: int = 1):
     """Decorator: register `fn(data_root) -> Dataset` under `name`."""
 
     def deco(fn: Callable[[Path], Dataset]) -> Callable[[Path], Dataset]:
-        _REGISTRY[name] = Entry(name, fn, description, raw, version)
+        READERS.add(name)(Entry(name, fn, description, raw, version))
         return fn
 
     return deco
 
 
-def _ensure_loaded() -> None:
-    for mod in _READER_MODULES:
-        try:
-            importlib.import_module(f"{__package__}.{mod}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__package__}.{mod}":
-                raise
-
-
 def available() -> dict[str, Entry]:
     """All registered dataset names with their entries."""
-    _ensure_loaded()
-    return dict(sorted(_REGISTRY.items()))
+    return {name: READERS.get(name) for name in READERS.names()}
 
 
 def prepare(name: str, root: Path | None = None, refresh: bool = False) -> Path:
     """Normalise `name` into the cache (if not there yet) and return its folder."""
-    entries = available()
-    if name not in entries:
-        raise DataNotFoundError(f"unknown dataset '{name}'; known: {', '.join(entries)}")
-    entry = entries[name]
+    entry = READERS.get(name)
     dest = cache_root() / "datasets" / f"{name}-v{entry.version}"
     if (dest / "meta.json").exists() and not refresh:
         return dest
@@ -93,3 +79,25 @@ def describe() -> list[dict]:
         counts = json.loads(cached.read_text())["counts"] if cached.exists() else None
         rows.append({"name": name, "description": e.description, "raw": (root / e.raw).is_dir(), "counts": counts})
     return rows
+
+
+def build_demo(name: str = "cacm", root: Path | None = None, dest: Path | None = None) -> Path:
+    """Normalise `name` from the raw files and write the gzipped copy plus NOTICE into the demo folder."""
+    from retrieval_kd.data import demo
+
+    if name not in demo.NOTICES:
+        raise DataNotFoundError(f"no demo recipe for '{name}' (have: {', '.join(demo.NOTICES)})")
+    entry = READERS.get(name)
+    root = Path(root) if root else data_root()
+    if not (root / entry.raw).is_dir():
+        raise DataNotFoundError(f"building the demo needs {root / entry.raw}")
+    ds = entry.build(root)
+    ds.meta.setdefault("reader_version", entry.version)
+    ds.meta["embedded"] = "normalised copy shipped in retrieval_kd/data/demo; see NOTICE"
+    dest = Path(dest) if dest else demo.DEMO_DIR / name
+    ds.save(dest, compress=True)
+    (dest / "NOTICE").write_text(demo.NOTICES[name], encoding="utf-8")
+    size = sum(p.stat().st_size for p in dest.iterdir())
+    if size > demo.MAX_BYTES:
+        raise RuntimeError(f"demo {name} is {size:,} bytes, over the {demo.MAX_BYTES:,} limit")
+    return dest

@@ -2,13 +2,32 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
 
+from retrieval_kd.artifacts import write_meta
 from retrieval_kd.errors import BundleError
 from retrieval_kd.serving.bundle import FORMAT_VERSION, MANIFEST, NAME_RE, valid_name
 from retrieval_kd.utils import run_info, sha256_file
+
+
+def bundle_name(name: str | None, dst: Path, default: str) -> str:
+    """The index name served: `name`, else the destination folder's name made valid; BundleError when invalid."""
+    name = name or re.sub(r"[^A-Za-z0-9._-]", "-", Path(dst).name).strip(".-") or default
+    if not valid_name(name):
+        raise BundleError(f"bundle name {name!r} must be letters, digits, '.', '_' or '-' (at most 64)")
+    return name
+
+
+def documents_of(docids: list[str], ds: Any, where: Path) -> list[dict[str, Any]]:
+    """The dataset's records of an index's docids, in index order; BundleError naming `where` for unknown ids."""
+    by_id = {d["id"]: d for d in ds.corpus}
+    missing = [d for d in docids if d not in by_id]
+    if missing:
+        raise BundleError(f"{where}: {len(missing)} ids not in dataset {ds.name!r} (e.g. {missing[0]!r})")
+    return [by_id[d] for d in docids]
 
 
 def write_manifest(folder: str | Path, *, kind: str, name: str, **sections: Any) -> dict[str, Any]:
@@ -27,7 +46,5 @@ def write_manifest(folder: str | Path, *, kind: str, name: str, **sections: Any)
     manifest = {"format_version": FORMAT_VERSION, "kind": kind, "name": name, "files": files,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **sections}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    meta = {"kind": "bundle", "format_version": FORMAT_VERSION, "bundle_kind": kind, "name": name,
-            "manifest": MANIFEST, "run_info": run_info()}
-    (folder / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_meta(folder, "bundle", FORMAT_VERSION, bundle_kind=kind, name=name, manifest=MANIFEST, run_info=run_info())
     return manifest

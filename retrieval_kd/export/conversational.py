@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from retrieval_kd.artifacts import write_meta
 from retrieval_kd.errors import BundleError
-from retrieval_kd.export.bundle import write_manifest
+from retrieval_kd.export.bundle import bundle_name, documents_of, write_manifest
 from retrieval_kd.index.impact import FILES as INDEX_FILES
 from retrieval_kd.index.impact import ImpactIndex
-from retrieval_kd.methods.disco.conversation import STUDENT_FILE, read_student_config
-from retrieval_kd.serving.bundle import valid_name
+from retrieval_kd.methods.disco.conversation import read_student_config
 from retrieval_kd.serving.conversational import ENCODER_DIR, INDEX_DIR
 
 
@@ -46,11 +46,12 @@ def export_student_onnx(student_dir: str | Path, dest: str | Path, parity_texts:
     """ONNX graph of a trained student (segment ids and SPLADE pooling inside), parity-checked, written atomically.
 
     The folder holds query_encoder.onnx (inputs input_ids/attention_mask, output `sentence_embedding`
-    [batch, vocab]), the tokenizer files, student.json (input format) and meta.json (kind "onnx-encoder").
+    [batch, vocab]), the tokenizer files and meta.json (kind "onnx-encoder"; its "conversation" section is the input
+    format).
     """
     import tempfile
 
-    from retrieval_kd.export.onnx import ENCODER_FILE, INPUTS, OUTPUT, ExportError, _export_graph, _tokens, parity_check
+    from retrieval_kd.export.onnx import ENCODER_FILE, INPUTS, OUTPUT, ExportError, export_graph, parity_check, tokens
     from retrieval_kd.utils import atomic_dir, run_info
 
     student_dir = Path(student_dir)
@@ -59,7 +60,7 @@ def export_student_onnx(student_dir: str | Path, dest: str | Path, parity_texts:
     max_length = int(cfg["max_length"])
     with tempfile.TemporaryDirectory(prefix="rkd-disco-onnx-") as work, atomic_dir(dest) as tmp:
         path = Path(work) / ENCODER_FILE
-        exporter = _export_graph(module, _tokens(tokenizer, texts[:2], max_length), path, None)
+        exporter = export_graph(module, tokens(tokenizer, texts[:2], max_length), path, None)
         diff = parity_check(module, tokenizer, path, texts, max_length)
         if not diff <= atol:
             raise ExportError(f"{student_dir}: ONNX output differs from torch by {diff:.2e} > {atol:g}")
@@ -69,10 +70,7 @@ def export_student_onnx(student_dir: str | Path, dest: str | Path, parity_texts:
                 "exporter": exporter, "precision": "fp32", "parity_max_abs_diff": diff, "source": str(student_dir),
                 "inputs": list(INPUTS), "output": OUTPUT, "dim": int(module.model.config.vocab_size),
                 "pad_token": tokenizer.pad_token, "segments": bool(cfg.get("segments", False))}
-        (tmp / STUDENT_FILE).write_text(json.dumps(cfg, indent=2, default=str) + "\n", encoding="utf-8")
-        meta = {"kind": "onnx-encoder", "format_version": 1, "encoder": info, "conversational": True,
-                "run_info": run_info()}
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        write_meta(tmp, "onnx-encoder", 1, encoder=info, conversational=True, conversation=cfg, run_info=run_info())
     return info
 
 
@@ -83,8 +81,7 @@ def _student_source(src: Path) -> tuple[Path, str | None, dict]:
     if meta.get("kind") == "disco-student":
         return src / meta.get("student", "student"), meta.get("document_encoder"), meta
     if (src / "config.json").is_file():
-        cfg = src / "student.json"
-        doc = json.loads(cfg.read_text(encoding="utf-8")).get("document_encoder") if cfg.is_file() else None
+        doc = read_student_config(src).get("document_encoder")
         return src, doc, {}
     raise BundleError(f"{src}: neither a DiSCo run folder (meta.json kind 'disco-student') nor a model folder")
 
@@ -104,16 +101,11 @@ def build_conversational_bundle(
     from retrieval_kd.utils import atomic_dir
 
     src, dst = Path(src), Path(dst)
-    if not valid_name(name):
-        raise BundleError(f"bundle name {name!r} must be letters, digits, '.', '_' or '-' (at most 64)")
+    name = bundle_name(name, dst, "conversational")
     student_dir, run_doc_encoder, run_meta = _student_source(src)
     ds = datasets.load(str(dataset))
-    by_id = {d["id"]: d for d in ds.corpus}
     if index_dir is not None:
         index = ImpactIndex.load(index_dir)
-        missing = [d for d in index.docids if d not in by_id]
-        if missing:
-            raise BundleError(f"{index_dir}: {len(missing)} ids not in dataset {ds.name!r} (e.g. {missing[0]!r})")
     else:
         from retrieval_kd.teachers.splade import SpladeEncoder, encode_corpus
 
@@ -121,8 +113,8 @@ def build_conversational_bundle(
         index = ImpactIndex.build(encode_corpus(enc, ds, show_progress=False), ds.doc_ids, enc.vocab,
                                   meta={"dataset": ds.name, "encoder": str(enc.path),
                                         "encoder_fingerprint": enc.fingerprint})
+    docs = documents_of(index.docids, ds, Path(index_dir or dst))
     with atomic_dir(dst) as tmp:
-        tmp.chmod(0o755)  # readable by a server account
         info = export_student_onnx(student_dir, tmp / ENCODER_DIR)
         if info["dim"] != len(index.vocab):
             raise BundleError(f"{student_dir}: encoder gives dim {info['dim']}, the impact index has "
@@ -133,9 +125,7 @@ def build_conversational_bundle(
                 shutil.copyfile(Path(index_dir) / f, tmp / INDEX_DIR / f)
         else:
             index.save(tmp / INDEX_DIR)
-        for sub in (ENCODER_DIR, INDEX_DIR):
-            (tmp / sub).chmod(0o755)  # atomic_dir's mkdtemp made them private
-        store = DocStore.build(tmp / "docstore.sqlite", (by_id[d] for d in index.docids))
+        store = DocStore.build(tmp / "docstore.sqlite", docs)
         index_info = {"type": "impact", "scale": index.scale, "n_docs": len(index.docids),
                       "n_postings": int(len(index.docs)), "document_encoder": index.meta.get("encoder")}
         manifest = write_manifest(

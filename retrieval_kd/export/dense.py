@@ -8,15 +8,13 @@ the teacher; its optional meta.json may set pooling, normalize and max_length.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 from retrieval_kd.errors import BundleError
-from retrieval_kd.export.bundle import write_manifest
+from retrieval_kd.export.bundle import bundle_name, documents_of, write_manifest
 from retrieval_kd.export.onnx import ENCODER_FILE, export_encoder, quantize_int8
-from retrieval_kd.serving.bundle import valid_name
 from retrieval_kd.serving.runtime import OnnxEncoder
 from retrieval_kd.utils import atomic_dir
 
@@ -50,6 +48,24 @@ def measure(folder: Path, info: dict, index: Any, ds: Any, nprobe: int | None) -
     return {m: round(float(v), 4) for m, v in res.items()}
 
 
+def _quantise_and_measure(folder: Path, info: dict, index: Any, ds: Any, nprobe: int | None, int8: bool,
+                          with_metrics: bool, source: Any) -> dict[str, Any]:
+    """Metrics of the fp32 encoder, then (with `int8`) quantise it in place and measure again."""
+    metrics: dict[str, Any] = {"source": source} if source else {}
+    if with_metrics:
+        metrics["fp32"] = measure(folder, info, index, ds, nprobe)
+    if int8:
+        quantize_int8(folder / ENCODER_FILE, folder / ENCODER_FILE)
+        info["precision"] = "int8"
+        if with_metrics:
+            metrics["int8"] = measure(folder, info, index, ds, nprobe)
+            if "nDCG@10" in metrics["fp32"]:
+                metrics["int8_loss_nDCG@10"] = round(metrics["fp32"]["nDCG@10"] - metrics["int8"]["nDCG@10"], 4)
+    if with_metrics:
+        metrics.update(metrics.get(info["precision"], {}), measured_on=ds.name, nprobe=nprobe)
+    return metrics
+
+
 def build_bundle(
     src: str | Path,
     dst: str | Path,
@@ -72,19 +88,13 @@ def build_bundle(
     ds_name = dataset or meta.get("dataset")
     if not ds_name:
         raise BundleError(f"{src / 'meta.json'}: no 'dataset' field; pass the dataset (--dataset)")
-    name = name or re.sub(r"[^A-Za-z0-9._-]", "-", dst.name).strip(".-") or "bundle"
-    if not valid_name(name):
-        raise BundleError(f"bundle name {name!r} must be letters, digits, '.', '_' or '-' (at most 64)")
+    name = bundle_name(name, dst, "bundle")
     ds = datasets.load(str(ds_name))
-    by_id = {d["id"]: d for d in ds.corpus}
-    missing = [d for d in index.docids if d not in by_id]
-    if missing:
-        raise BundleError(f"{src / 'docids.txt'}: {len(missing)} ids not in dataset {ds_name!r} (e.g. {missing[0]!r})")
+    docs = documents_of(index.docids, ds, src / "docids.txt")
     enc_src, enc_meta = _encoder_source(src, meta, teacher)
     nlist = index.nlist
     nprobe = nprobe or meta.get("nprobe") or (min(DEFAULT_NPROBE, nlist) if nlist else None)
     with atomic_dir(dst) as tmp:
-        tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be read by a server account too
         info = export_encoder(enc_src, tmp, pooling=enc_meta.get("pooling", meta.get("pooling", "mean")),
                               normalize=enc_meta.get("normalize", meta.get("normalize", True)),
                               max_length=enc_meta.get("max_length", meta.get("max_length", 256)),
@@ -94,19 +104,8 @@ def build_bundle(
         (tmp / "index").mkdir()
         for f in ("index.faiss", "docids.txt", "meta.json"):
             shutil.copyfile(src / f, tmp / "index" / f)
-        store = DocStore.build(tmp / "docstore.sqlite", (by_id[d] for d in index.docids))
-        metrics: dict[str, Any] = {"source": meta.get("metrics")} if meta.get("metrics") else {}
-        if with_metrics:
-            metrics["fp32"] = measure(tmp, info, index, ds, nprobe)
-        if int8:
-            quantize_int8(tmp / ENCODER_FILE, tmp / ENCODER_FILE)
-            info["precision"] = "int8"
-            if with_metrics:
-                metrics["int8"] = measure(tmp, info, index, ds, nprobe)
-                if "nDCG@10" in metrics["fp32"]:
-                    metrics["int8_loss_nDCG@10"] = round(metrics["fp32"]["nDCG@10"] - metrics["int8"]["nDCG@10"], 4)
-        if with_metrics:
-            metrics.update(metrics.get(info["precision"], {}), measured_on=ds.name, nprobe=nprobe)
+        store = DocStore.build(tmp / "docstore.sqlite", docs)
+        metrics = _quantise_and_measure(tmp, info, index, ds, nprobe, int8, with_metrics, meta.get("metrics"))
         index_info = {"factory": index.factory, "metric": index.metric, "ntotal": int(index.index.ntotal),
                       "dim": int(index.index.d), "nlist": nlist, "nprobe": nprobe,
                       "bytes_per_vector": index.bytes_per_vector}

@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 from typing import Any
 
+from retrieval_kd.artifacts import read_meta
 from retrieval_kd.errors import BundleError
-from retrieval_kd.export.bundle import write_manifest
+from retrieval_kd.export.bundle import bundle_name, write_manifest
 from retrieval_kd.index.bm25 import BM25Index
 from retrieval_kd.index.fusion import FUSIONS
-from retrieval_kd.serving.bundle import valid_name
+from retrieval_kd.methods.drr.rewriters import TAGGER_KIND
 from retrieval_kd.serving.medical import DEFAULT_DEPTH, MedicalSearcher
 from retrieval_kd.serving.rewriter import KIND as ONNX_REWRITER_KIND
 from retrieval_kd.serving.runtime import RuntimeOptions
@@ -64,23 +64,18 @@ def build_medical_bundle(
     from retrieval_kd.index.docstore import DocStore
 
     rewriter_dir, dst = Path(rewriter_dir), Path(dst)
-    name = name or re.sub(r"[^A-Za-z0-9._-]", "-", dst.name).strip(".-") or "medical"
-    if not valid_name(name):
-        raise BundleError(f"bundle name {name!r} must be letters, digits, '.', '_' or '-' (at most 64)")
+    name = bundle_name(name, dst, "medical")
     if fusion not in FUSIONS:
         raise BundleError(f"fusion {fusion!r} must be one of {sorted(FUSIONS)}")
-    meta_path = rewriter_dir / "rewriter.json"
-    if not meta_path.is_file():
-        raise BundleError(f"{meta_path}: missing (not a trained or exported extractive rewriter)")
-    exported = json.loads(meta_path.read_text(encoding="utf-8")).get("kind") == ONNX_REWRITER_KIND
+    kind = read_meta(rewriter_dir, (TAGGER_KIND, ONNX_REWRITER_KIND), what="extractive rewriter")["kind"]
+    exported = kind == ONNX_REWRITER_KIND
     ds = datasets.load(str(dataset))
     with atomic_dir(dst) as tmp:
-        tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is meant to be read by a server account too
         if exported:
             shutil.copytree(rewriter_dir, tmp / "rewriter")
         else:
             export_tagger(rewriter_dir, tmp / "rewriter", corrector=_corrector(ds) if correct else None)
-        rw_info = json.loads((tmp / "rewriter" / "rewriter.json").read_text(encoding="utf-8"))
+        rw_info = read_meta(tmp / "rewriter")
         BM25Index.build(ds.doc_texts, ds.doc_ids, tokenizer, k1=k1, b=b, meta={"dataset": ds.name}).save(tmp / "index")
         store = DocStore.build(tmp / "docstore.sqlite", ds.corpus)
         retrieval = {"retriever": "bm25", "tokenizer": tokenizer, "k1": k1, "b": b, "fusion": fusion, "depth": depth,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import json
 import logging
 import os
 import shutil
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from retrieval_kd import artifacts
 from retrieval_kd.errors import RKDError
 from retrieval_kd.utils import atomic_dir, run_info
 
@@ -91,7 +91,8 @@ def load_pooled(model: str | Path | None, pooling: str = "mean", normalize: bool
     return PooledEncoder(hf, pooling, normalize).eval(), AutoTokenizer.from_pretrained(path), path
 
 
-def _tokens(tokenizer: Any, texts: Sequence[str], max_length: int) -> dict[str, np.ndarray]:
+def tokens(tokenizer: Any, texts: Sequence[str], max_length: int) -> dict[str, np.ndarray]:
+    """int64 input_ids / attention_mask of `texts`, padded to the longest."""
     enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="np")
     return {k: np.asarray(enc[k], dtype=np.int64) for k in INPUTS}
 
@@ -118,27 +119,29 @@ def parity_check(module: PooledEncoder, tokenizer: Any, onnx_path: str | Path, t
     texts = list(texts)
     diff = 0.0
     for group in (texts, texts[:1]):  # a padded batch and a single unpadded query
-        batch = _tokens(tokenizer, group, max_length)
+        batch = tokens(tokenizer, group, max_length)
         diff = max(diff, float(np.abs(torch_forward(module, batch) - onnx_forward(onnx_path, batch)).max()))
     return diff
 
 
-def _export_graph(module: PooledEncoder, example: dict[str, np.ndarray], dest: Path, opset: int | None) -> str:
-    """Write one self-contained .onnx file; the dynamo exporter first, TorchScript if dynamo fails."""
+def export_graph(module: nn.Module, example: dict[str, np.ndarray], dest: Path, opset: int | None,
+                 output: str = OUTPUT, output_axes: dict[int, str] | None = None) -> str:
+    """Write one self-contained .onnx file (inputs input_ids/attention_mask, dynamic batch and sequence, one
+    `output`); the dynamo exporter first, TorchScript if dynamo fails. Returns the exporter used."""
     args = tuple(torch.from_numpy(example[k]) for k in INPUTS)
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, args, str(dest), input_names=list(INPUTS), output_names=[OUTPUT],
+            torch.onnx.export(module, args, str(dest), input_names=list(INPUTS), output_names=[output],
                               dynamic_shapes={k: {0: batch, 1: seq} for k in INPUTS}, dynamo=True,
                               external_data=False, optimize=True, opset_version=opset, verbose=False)
         return "dynamo"
     except Exception as e:  # noqa: BLE001 - any exporter failure falls back to the TorchScript exporter
         warnings.warn(f"dynamo ONNX export failed ({type(e).__name__}: {e}); falling back to dynamo=False",
                       stacklevel=2)
-    axes = {k: {0: "batch", 1: "seq"} for k in INPUTS} | {OUTPUT: {0: "batch"}}
-    torch.onnx.export(module, args, str(dest), input_names=list(INPUTS), output_names=[OUTPUT], dynamic_axes=axes,
+    axes = {k: {0: "batch", 1: "seq"} for k in INPUTS} | {output: output_axes or {0: "batch"}}
+    torch.onnx.export(module, args, str(dest), input_names=list(INPUTS), output_names=[output], dynamic_axes=axes,
                       dynamo=False, opset_version=opset or 17)
     return "torchscript"
 
@@ -155,6 +158,16 @@ def quantize_int8(src: str | Path, dest: str | Path) -> Path:
     quantize_dynamic(str(src), str(tmp), per_channel=True, weight_type=QuantType.QInt8)
     os.replace(tmp, dest)
     return dest
+
+
+def _pooled_module(model: str | Path | nn.Module | None, tokenizer: Any, pooling: str, normalize: bool):
+    """(PooledEncoder in eval mode, tokenizer, source name) of a model folder or an in-memory module."""
+    if not isinstance(model, nn.Module):
+        return load_pooled(model, pooling, normalize)
+    if tokenizer is None:
+        raise ExportError("exporting an in-memory model needs its tokenizer (tokenizer=...)")
+    module = model if isinstance(model, PooledEncoder) else PooledEncoder(model, pooling, normalize)
+    return module.eval(), tokenizer, getattr(module.model, "name_or_path", None) or type(module.model).__name__
 
 
 def export_encoder(
@@ -180,20 +193,14 @@ def export_encoder(
     graph is the quantised one and its (larger) difference is reported, not checked. With `atomic=False` the
     files go straight into the existing folder `out_dir` (used by the bundle builder, itself atomic).
     """
-    if isinstance(model, nn.Module):
-        if tokenizer is None:
-            raise ExportError("exporting an in-memory model needs its tokenizer (tokenizer=...)")
-        module = model if isinstance(model, PooledEncoder) else PooledEncoder(model, pooling, normalize)
-        module, path = module.eval(), getattr(module.model, "name_or_path", None) or type(module.model).__name__
-        pooling = module.pooling
-    else:
-        module, tokenizer, path = load_pooled(model, pooling, normalize)
+    module, tokenizer, path = _pooled_module(model, tokenizer, pooling, normalize)
+    pooling = module.pooling
     max_length = int(min(max_length, getattr(tokenizer, "model_max_length", max_length) or max_length))
     out_dir = Path(out_dir)
     target = atomic_dir(out_dir) if atomic else contextlib.nullcontext(out_dir)
     with tempfile.TemporaryDirectory(prefix="rkd-onnx-") as work, target as tmp:
         fp32 = Path(work) / ENCODER_FILE
-        exporter = _export_graph(module, _tokens(tokenizer, parity_texts[:2], max_length), fp32, opset)
+        exporter = export_graph(module, tokens(tokenizer, parity_texts[:2], max_length), fp32, opset)
         diff = parity_check(module, tokenizer, fp32, parity_texts, max_length)
         if not diff <= atol:
             raise ExportError(f"{path}: ONNX output differs from torch by {diff:.2e} > {atol:g} (parity check)")
@@ -203,7 +210,7 @@ def export_encoder(
                                 "output": OUTPUT}
         if int8:
             quantize_int8(fp32, tmp / ENCODER_FILE)
-            batch = _tokens(tokenizer, parity_texts, max_length)
+            batch = tokens(tokenizer, parity_texts, max_length)
             info.update(precision="int8", int8_max_abs_diff=float(
                 np.abs(torch_forward(module, batch) - onnx_forward(tmp / ENCODER_FILE, batch)).max()))
         else:
@@ -212,10 +219,9 @@ def export_encoder(
         if not (tmp / "tokenizer.json").exists():
             raise ExportError(f"{path}: tokenizer has no fast (tokenizers) version; the server needs tokenizer.json")
         with torch.inference_mode():
-            info["dim"] = int(module(*(torch.from_numpy(v) for v in _tokens(tokenizer, ["a"], 8).values())).shape[-1])
+            info["dim"] = int(module(*(torch.from_numpy(v) for v in tokens(tokenizer, ["a"], 8).values())).shape[-1])
         info["pad_token"] = tokenizer.pad_token
         info["tokenizer_files"] = sorted(set(saved))
         if write_meta:
-            meta = {"kind": "onnx-encoder", "format_version": 1, "encoder": info, "run_info": run_info()}
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            artifacts.write_meta(tmp, "onnx-encoder", 1, encoder=info, run_info=run_info())
     return info

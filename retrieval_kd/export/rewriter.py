@@ -1,24 +1,24 @@
-"""The extractive rewriter as ONNX: export (torch, parity-checked) and a torch-free runtime for the server.
+"""ONNX export of the extractive rewriter (torch, parity-checked); `serving.rewriter.OnnxRewriter` runs it.
 
-    export_tagger("runs/drr-zh-tagger", "bundles/medical/rewriter")   # rewriter.onnx + tokenizer.json + rewriter.json
-    OnnxRewriter("bundles/medical/rewriter").rewrite([{"role": "user", "text": "..."}])
+    export_tagger("runs/drr-zh-tagger", "bundles/medical/rewriter")   # rewriter.onnx + tokenizer.json + meta.json
 
 The graph takes input_ids/attention_mask (int64, dynamic batch and sequence) and returns `keep_prob`
 [batch, seq]: the sigmoid of the tagger's logit per token. Turning probabilities into queries
-(`retrieval_kd.pipeline.tagging`) is plain Python/numpy, so the server needs only onnxruntime + tokenizers.
+(`methods.drr.tagging`) is plain Python/numpy, so the server needs only onnxruntime + tokenizers.
 """
 from __future__ import annotations
 
 import json
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from retrieval_kd.artifacts import write_meta
 from retrieval_kd.errors import RKDError
+from retrieval_kd.export.onnx import export_graph
 from retrieval_kd.methods.drr.tagging import Corrector, layout
 from retrieval_kd.serving.rewriter import FORMAT_VERSION, GRAPH, INPUTS, KIND, OUTPUT
 from retrieval_kd.utils import atomic_dir, run_info
@@ -53,7 +53,8 @@ def export_tagger(src: str | Path, out_dir: str | Path, atol: float = 1e-4, corr
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    from retrieval_kd.methods.drr.rewriters import TAGGER_KIND, read_meta
+    from retrieval_kd.artifacts import read_meta
+    from retrieval_kd.methods.drr.rewriters import TAGGER_KIND
 
     src = Path(src)
     meta = read_meta(src, TAGGER_KIND)
@@ -62,22 +63,10 @@ def export_tagger(src: str | Path, out_dir: str | Path, atol: float = 1e-4, corr
     max_length = int(meta.get("max_length", 256))
     texts = [layout(d)[0] for d in PARITY_DIALOGUES]
     batch = tok(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-    args = (batch["input_ids"], batch["attention_mask"])
     with tempfile.TemporaryDirectory(prefix="rkd-rewriter-") as work, atomic_dir(out_dir) as tmp:
         path = Path(work) / GRAPH
-        dims = {k: {0: torch.export.Dim("batch"), 1: torch.export.Dim("seq")} for k in INPUTS}
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(module, args, str(path), input_names=list(INPUTS), output_names=[OUTPUT],
-                                  dynamic_shapes=dims, dynamo=True, external_data=False, opset_version=opset)
-            exporter = "dynamo"
-        except Exception as e:  # noqa: BLE001 - fall back to the TorchScript exporter
-            warnings.warn(f"dynamo export failed ({type(e).__name__}: {e}); using dynamo=False", stacklevel=2)
-            torch.onnx.export(module, args, str(path), input_names=list(INPUTS), output_names=[OUTPUT], dynamo=False,
-                              dynamic_axes={k: {0: "batch", 1: "seq"} for k in (*INPUTS, OUTPUT)},
-                              opset_version=opset or 17)
-            exporter = "torchscript"
+        example = {k: batch[k].numpy().astype(np.int64) for k in INPUTS}
+        exporter = export_graph(module, example, path, opset, output=OUTPUT, output_axes={0: "batch", 1: "seq"})
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         diff = 0.0
         for rows in (slice(None), slice(0, 1)):  # a padded batch and a single dialogue
@@ -102,7 +91,7 @@ def export_tagger(src: str | Path, out_dir: str | Path, atol: float = 1e-4, corr
             (tmp / "corrector.json").write_text(json.dumps(corrector.to_json(), ensure_ascii=False) + "\n",
                                                 encoding="utf-8")
             info["corrector"] = "corrector.json"
-        (tmp / "rewriter.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        write_meta(tmp, KIND, FORMAT_VERSION, info)
         (tmp / "run_info.json").write_text(json.dumps(run_info({"src": str(src)}), indent=2, default=str) + "\n")
     return info
 

@@ -1,4 +1,4 @@
-"""Indexes: faiss (flat, IVF-PQ, OPQ), built-in impact inverted index, BM25, SQLite doc store."""
-from retrieval_kd.index.faiss_ivfpq import FaissIndex, load_index
+"""Indexes: faiss, BM25 and impact over one postings structure, Lucene, rank fusion, SQLite doc store."""
+from retrieval_kd.index.faiss_ivfpq import FaissIndex
 
-__all__ = ["FaissIndex", "load_index"]
+__all__ = ["FaissIndex"]

@@ -1,7 +1,6 @@
 """Any faiss factory string (Flat, IVFn,PQmx8, OPQm,IVFn,PQmx8, ...) built, searched, saved with docids."""
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -9,9 +8,11 @@ from typing import Any
 
 import numpy as np
 
+from retrieval_kd.artifacts import read_meta, write_meta
 from retrieval_kd.errors import BundleError, RKDError
 from retrieval_kd.utils import atomic_dir
 
+KIND = "faiss-index"
 FORMAT_VERSION = 1
 METRICS = {"ip": 0, "l2": 1}  # faiss.METRIC_INNER_PRODUCT, faiss.METRIC_L2
 
@@ -77,18 +78,9 @@ class FaissIndex:
         return cls(index, docids, factory, metric, {**info, **(meta or {})})
 
     # ---- searching ----
-    def set_nprobe(self, nprobe: int | None) -> None:
-        """Set nprobe on the IVF layer if there is one."""
-        import faiss
-
-        if nprobe is None:
-            return
-        ivf = faiss.try_extract_index_ivf(self.index)
-        if ivf is not None:
-            ivf.nprobe = int(nprobe)
-
     @property
     def nlist(self) -> int | None:
+        """Number of IVF lists, or None for an index without an IVF layer."""
         import faiss
 
         ivf = faiss.try_extract_index_ivf(self.index)
@@ -136,10 +128,9 @@ class FaissIndex:
         with atomic_dir(dest) as tmp:
             faiss.write_index(self.index, str(tmp / "index.faiss"))
             (tmp / "docids.txt").write_text("\n".join(self.docids) + "\n", encoding="utf-8")
-            meta = {**self.meta, "kind": "faiss-index", "format_version": FORMAT_VERSION, "factory": self.factory,
-                    "metric": self.metric, "ntotal": int(self.index.ntotal), "dim": int(self.index.d),
-                    "bytes_per_vector": self.bytes_per_vector}
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            write_meta(tmp, **{**self.meta, "kind": KIND, "format_version": FORMAT_VERSION, "factory": self.factory,
+                               "metric": self.metric, "ntotal": int(self.index.ntotal), "dim": int(self.index.d),
+                               "bytes_per_vector": self.bytes_per_vector})
         return dest
 
     @classmethod
@@ -151,9 +142,7 @@ class FaissIndex:
         for name in ("index.faiss", "docids.txt", "meta.json"):
             if not (src / name).exists():
                 raise BundleError(f"{src / name}: missing (not a saved faiss index folder)")
-        meta = json.loads((src / "meta.json").read_text(encoding="utf-8"))
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise BundleError(f"{src / 'meta.json'}: format_version {meta.get('format_version')} != {FORMAT_VERSION}")
+        meta = read_meta(src, KIND, FORMAT_VERSION, what="faiss index")
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
         try:
             index = faiss.read_index(str(src / "index.faiss"), flags)
@@ -163,11 +152,6 @@ class FaissIndex:
         if len(docids) != index.ntotal:
             raise BundleError(f"{src / 'docids.txt'}: {len(docids)} ids for {index.ntotal} vectors")
         return cls(index, docids, meta.get("factory", "?"), meta.get("metric", "ip"), meta)
-
-
-def load_index(src: str | Path) -> FaissIndex:
-    """Open a saved index folder (the kind is read from meta.json)."""
-    return FaissIndex.load(src)
 
 
 def to_run(qids: Sequence[str], scores: np.ndarray, idx: np.ndarray, docids: Sequence[str]) -> dict[str, dict[str, float]]:

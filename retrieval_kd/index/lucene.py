@@ -9,6 +9,7 @@ Indexing runs Anserini's IndexCollection in a child `java` process.
     export_json_vectors(impact_index, "vectors/")     # pyserini JsonVectorCollection: {"id", "contents", "vector"}
     build_impact_index("vectors/", "lucene-impact/")  # -impact -pretokenized: a term's tf is its integer weight
     LuceneImpactSearcher("lucene-impact/").search({"term": 120, ...}, k=10)
+    open_lucene_index("lucene-impact/")               # the searcher its meta.json's collection calls for
 """
 from __future__ import annotations
 
@@ -19,9 +20,15 @@ import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from retrieval_kd.errors import RKDError
-from retrieval_kd.utils import atomic_dir, atomic_file, run_info
+from retrieval_kd.artifacts import read_meta, write_meta
+from retrieval_kd.errors import BundleError, RKDError
+from retrieval_kd.utils import atomic_dir, run_info
+
+KIND = "lucene-index"
+FORMAT_VERSION = 1
+SEARCHERS = {"JsonVectorCollection": "impact", "JsonCollection": "bm25"}  # meta.json 'collection' -> searcher
 
 
 class JavaUnavailable(RKDError):
@@ -128,10 +135,8 @@ def _index_collection(collection: str, src: Path, dest: Path, extra: Sequence[st
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
             raise RKDError(f"Anserini IndexCollection failed ({res.returncode}): {res.stderr.strip()[-800:]}")
-        meta = {"kind": "lucene-index", "format_version": 1, "collection": collection, "args": extra,
-                "source": str(src), "anserini_jar": anserini_jar().name, "run_info": run_info()}
-        with atomic_file(tmp / "meta.json", "w", encoding="utf-8") as fh:
-            json.dump(meta, fh, indent=2, default=str)
+        write_meta(tmp, KIND, FORMAT_VERSION, collection=collection, args=list(extra), source=str(src),
+                   anserini_jar=anserini_jar().name, run_info=run_info())
     return dest
 
 
@@ -189,3 +194,13 @@ class LuceneBM25Searcher:
     def search_run(self, queries: Mapping[str, str], k: int = 100) -> dict[str, dict[str, float]]:
         """qid -> {docid: score}."""
         return {qid: dict(zip(*self.search(text, k), strict=True)) for qid, text in queries.items()}
+
+
+def open_lucene_index(path: str | Path, **kw: Any) -> LuceneImpactSearcher | LuceneBM25Searcher:
+    """The searcher for a `build_*_index` folder: impact (JsonVectorCollection) or BM25 (JsonCollection; k1, b)."""
+    meta = read_meta(path, KIND, FORMAT_VERSION, what="Lucene index")
+    searcher = SEARCHERS.get(meta.get("collection"))
+    if searcher is None:
+        raise BundleError(f"{Path(path) / 'meta.json'}: field 'collection' is {meta.get('collection')!r}, expected "
+                          f"{' or '.join(map(repr, SEARCHERS))}")
+    return LuceneImpactSearcher(path, **kw) if searcher == "impact" else LuceneBM25Searcher(path, **kw)

@@ -1,52 +1,75 @@
-"""Distillation losses by name: listnet, kl, mse, margin_mse, ranknet, infonce (one small file per family).
+"""Distillation losses by name in one lazy registry (`LOSSES`); three families, one signature contract each.
 
-Every loss takes student and teacher scores [B, N] over candidates, a boolean `mask` [B, N] (True = candidate),
-optional boolean `labels` [B, N] (positives), separate teacher and student temperatures, and returns a scalar.
+ranking (listnet, kl, mse, margin_mse, ranknet, infonce): scores over each query's candidates,
+    fn(student [B, N], teacher [B, N], mask [B, N] bool (True = candidate), labels [B, N] bool | None
+       (positives), tau_t, tau_s, target="scores", **params) -> scalar
+    target="scores": the teacher gives scores; listwise losses compare with softmax(teacher / tau_t).
+    target="probs": the teacher already is a distribution over each row's masked candidates (tau_t unused):
+    listnet and kl use p and log(p.clamp_min(1e-12)) directly, infonce only its argmax; mse, margin_mse and
+    ranknet need scores and refuse it (ConfigError naming the loss).
+regularizer (flops, l1): on the student's non-negative sparse representations, fn(q [B, V]) -> scalar.
+token (weighted_bce): per-token logits, fn(logits [B, L], labels [B, L] (-100 = ignored), weights [B, L] | None,
+    pos_weight) -> scalar.
+
+Names resolve without importing torch (one small module per family is imported when a loss is first used).
+`available`, `check_params` and `make_loss` concern the ranking family (what configs name); `get_loss` any loss.
 """
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable
 from typing import Any
 
 from retrieval_kd.errors import ConfigError
+from retrieval_kd.registry import LazyRegistry
 
-# name -> module that defines it (imported lazily, so configs validate without importing torch)
-_BUILTIN = {"listnet": "listwise", "kl": "listwise", "mse": "pointwise", "margin_mse": "pointwise",
-            "ranknet": "pairwise", "infonce": "contrastive"}
-_REGISTRY: dict[str, Callable[..., Any]] = {}
-COMMON_ARGS = ("student", "teacher", "mask", "labels", "tau_t", "tau_s")
+RANKING, REGULARIZER, TOKEN = "ranking", "regularizer", "token"
+COMMON_ARGS = ("student", "teacher", "mask", "labels", "tau_t", "tau_s", "target")
+CONTRACTS = {RANKING: COMMON_ARGS, REGULARIZER: ("q",), TOKEN: ("logits", "labels", "weights")}
+TARGETS = ("scores", "probs")
+
+# name -> (module of this package that defines it, family)
+_BUILTIN = {"listnet": ("listwise", RANKING), "kl": ("listwise", RANKING), "mse": ("pointwise", RANKING),
+            "margin_mse": ("pointwise", RANKING), "ranknet": ("pairwise", RANKING),
+            "infonce": ("contrastive", RANKING), "flops": ("regularizers", REGULARIZER),
+            "l1": ("regularizers", REGULARIZER), "weighted_bce": ("token", TOKEN)}
+_FAMILY = {name: family for name, (_, family) in _BUILTIN.items()}
+LOSSES = LazyRegistry("loss", targets={name: f"{__name__}.{mod}:{name}" for name, (mod, _) in _BUILTIN.items()},
+                      error=ConfigError)
 
 
-def register_loss(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: make a loss function available by name."""
-
-    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
-        _REGISTRY[name] = fn
-        return fn
-
-    return deco
+def register_loss(name: str, family: str = RANKING) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: make a loss function of `family` available by name (it gets a `family` attribute)."""
+    if family not in CONTRACTS:
+        raise ConfigError(f"loss family must be one of {', '.join(CONTRACTS)}, got {family!r}")
+    _FAMILY[name] = family
+    return LOSSES.add(name, family=family)
 
 
-def available() -> list[str]:
-    """All loss names."""
-    return sorted(set(_BUILTIN) | set(_REGISTRY))
+def family_of(name: str) -> str:
+    """The family of a registered loss name (ranking, regularizer or token)."""
+    get_loss(name)
+    return _FAMILY.get(name, RANKING)
+
+
+def available(family: str = RANKING) -> list[str]:
+    """All loss names of a family (by default the ranking losses a config may name)."""
+    return [n for n in LOSSES.names() if _FAMILY.get(n, RANKING) == family]
 
 
 def get_loss(name: str) -> Callable[..., Any]:
     """The loss function registered under `name` (ConfigError naming the known ones otherwise)."""
-    if name not in _REGISTRY and name in _BUILTIN:
-        importlib.import_module(f"{__name__}.{_BUILTIN[name]}")
-    if name not in _REGISTRY:
-        raise ConfigError(f"loss.name: unknown loss {name!r}; known: {', '.join(available())}")
-    return _REGISTRY[name]
+    try:
+        return LOSSES.get(name)
+    except ConfigError as e:
+        raise ConfigError(f"loss.name: {e}") from None
 
 
 def loss_params(name: str) -> dict[str, Any]:
-    """Extra parameters a loss accepts, with their defaults."""
+    """Extra parameters a loss accepts beyond its family's contract, with their defaults."""
+    contract = CONTRACTS[family_of(name)]
     sig = inspect.signature(get_loss(name))
-    return {k: p.default for k, p in sig.parameters.items() if k not in COMMON_ARGS}
+    return {k: p.default for k, p in sig.parameters.items() if k not in contract}
 
 
 def check_params(name: str, params: dict[str, Any]) -> None:
@@ -58,9 +81,11 @@ def check_params(name: str, params: dict[str, Any]) -> None:
 
 
 def make_loss(name: str, **params: Any) -> Callable[..., Any]:
-    """Bind a loss's extra parameters: returns fn(student, teacher, mask, labels, tau_t, tau_s)."""
+    """Bind a ranking loss's extra parameters: returns fn(student, teacher, mask, labels, tau_t, tau_s, target)."""
+    if family_of(name) != RANKING:
+        raise ConfigError(f"loss.name: {name!r} is a {family_of(name)} loss, not a ranking loss")
     check_params(name, params)
     fn = get_loss(name)
-    return lambda student, teacher, mask, labels=None, tau_t=1.0, tau_s=1.0: fn(
-        student, teacher, mask, labels, tau_t, tau_s, **params
+    return lambda student, teacher, mask, labels=None, tau_t=1.0, tau_s=1.0, target="scores": fn(
+        student, teacher, mask, labels, tau_t, tau_s, target, **params
     )

@@ -5,16 +5,17 @@ import torch
 import torch.nn.functional as F
 
 from retrieval_kd.losses import register_loss
-from retrieval_kd.losses._masked import masked_log_softmax
+from retrieval_kd.losses._masked import check_target, masked_log_softmax
 
 
 @register_loss("ranknet")
-def ranknet(student, teacher, mask, labels=None, tau_t: float = 1.0, tau_s: float = 1.0,
+def ranknet(student, teacher, mask, labels=None, tau_t: float = 1.0, tau_s: float = 1.0, target: str = "scores",
             top: int = 16) -> torch.Tensor:
     """Σ w_ij log(1 + exp(-(s_i - s_j)/tau_s)) / Σ w_ij over pairs t_i > t_j, i among the teacher's `top`.
 
     w_ij = |p_i - p_j| with p = softmax(teacher/tau_t) over the candidates.
     """
+    check_target("ranknet", target, probs_ok=False)
     k = min(int(top), mask.shape[1])
     t_masked = teacher.masked_fill(~mask, float("-inf"))
     t_i, i = t_masked.topk(k, dim=-1)  # [B, k]

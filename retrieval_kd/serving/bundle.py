@@ -4,20 +4,20 @@
                    index/{index.faiss, docids.txt, meta.json}  docstore.sqlite
 
 `open_bundle(path)` verifies the manifest and every file's size and sha256, then hands the folder to the
-loader registered for its kind (see `searcher.py` for what a kind provides). Kinds: "dense" (faiss + ONNX
-query encoder); "sparse-conversational" (DiSCo) and "medical" (Distill-Retrieve-Read) are reserved and load
-from the modules named in KIND_MODULES once those exist. This module is torch-free; `build.build_bundle` makes
-dense bundles from a saved faiss index folder.
+Searcher class of its kind (see `searcher.py` for what a kind provides). Kinds: "dense" (faiss + ONNX query
+encoder, `serving.dense`), "sparse-conversational" (DiSCo, `serving.conversational`) and "medical"
+(Distill-Retrieve-Read, `serving.medical`); a plugin adds its own with `@register_kind`. Torch-free; the
+bundle writers are in `retrieval_kd.export`.
 """
 from __future__ import annotations
 
-import importlib
-import json
 import re
 from pathlib import Path
 from typing import Any
 
+from retrieval_kd.artifacts import read_json
 from retrieval_kd.errors import BundleError
+from retrieval_kd.registry import LazyRegistry
 from retrieval_kd.serving.runtime import RuntimeOptions
 from retrieval_kd.serving.searcher import Searcher
 from retrieval_kd.utils import sha256_file
@@ -25,37 +25,21 @@ from retrieval_kd.utils import sha256_file
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-KIND_MODULES = {
-    "dense": "retrieval_kd.serving.dense",
-    "sparse-conversational": "retrieval_kd.serving.conversational",
-    "medical": "retrieval_kd.serving.medical",
-}
-_KINDS: dict[str, type[Searcher]] = {}
+KINDS = LazyRegistry("bundle kind", error=BundleError, targets={
+    "dense": "retrieval_kd.serving.dense:DenseSearcher",
+    "sparse-conversational": "retrieval_kd.serving.conversational:ConversationalSearcher",
+    "medical": "retrieval_kd.serving.medical:MedicalSearcher",
+})
 
 
 def register_kind(kind: str):
-    """Class decorator: serve bundles whose manifest says `kind` with this Searcher subclass."""
-
-    def deco(cls: type[Searcher]) -> type[Searcher]:
-        cls.kind = kind
-        _KINDS[kind] = cls
-        return cls
-
-    return deco
+    """Class decorator: serve bundles whose manifest says `kind` with this Searcher subclass (plugins)."""
+    return KINDS.add(kind, kind=kind)
 
 
 def kind_class(kind: str) -> type[Searcher]:
     """The Searcher class of a kind, importing its module on first use."""
-    if kind not in _KINDS and kind in KIND_MODULES:
-        try:
-            importlib.import_module(KIND_MODULES[kind])
-        except ModuleNotFoundError as e:
-            if e.name != KIND_MODULES[kind]:
-                raise
-            raise BundleError(f"bundle kind {kind!r} needs module {KIND_MODULES[kind]}, which is not installed") from None
-    if kind not in _KINDS:
-        raise BundleError(f"unknown bundle kind {kind!r}; known: {', '.join(sorted(set(_KINDS) | set(KIND_MODULES)))}")
-    return _KINDS[kind]
+    return KINDS.get(kind)
 
 
 def valid_name(name: str) -> bool:
@@ -76,14 +60,7 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
     path = root / MANIFEST
     if not root.is_dir():
         raise BundleError(f"{root}: bundle folder not found")
-    if not path.is_file():
-        raise BundleError(f"{path}: missing (not a bundle folder)")
-    try:
-        m = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BundleError(f"{path}: invalid JSON ({e})") from None
-    if not isinstance(m, dict):
-        raise BundleError(f"{path}: expected a JSON object")
+    m = read_json(path, "bundle")
     if m.get("format_version") != FORMAT_VERSION:
         raise BundleError(f"{path}: format_version {m.get('format_version')!r} is not supported "
                           f"(this version reads {FORMAT_VERSION}); rebuild the bundle with `rkd export bundle`")

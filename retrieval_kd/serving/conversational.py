@@ -1,27 +1,26 @@
 """Kind "sparse-conversational" (DiSCo): ONNX conversational SPLADE query encoder + impact index + SQLite doc store.
 
     bundle:  manifest.json  meta.json  docstore.sqlite
-             query_encoder/{query_encoder.onnx, tokenizer.json, tokenizer_config.json, student.json, meta.json}
+             query_encoder/{query_encoder.onnx, tokenizer.json, tokenizer_config.json, meta.json}
              index/{meta.json, vocab.txt, docids.txt, postings.npz}
 
-`query_encoder/` is the folder `students.splade.export_student_onnx` writes (read by `OnnxConversationalEncoder`);
-`index/` is a saved `ImpactIndex` of the corpus under the frozen SPLADE document encoder. Serving is torch-free;
-`build_conversational_bundle` (torch, lazily imported) makes a bundle from a DiSCo run or student folder.
+`query_encoder/` is the folder `export.conversational.export_student_onnx` writes (read by
+`OnnxConversationalEncoder`); `index/` is a saved `ImpactIndex` of the corpus under the frozen SPLADE document
+encoder. Torch-free; `export.conversational.build_conversational_bundle` makes a bundle from a DiSCo run.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from retrieval_kd.artifacts import read_meta
 from retrieval_kd.errors import BundleError
 from retrieval_kd.index.impact import FILES as INDEX_FILES
 from retrieval_kd.index.impact import ImpactIndex
 from retrieval_kd.methods.disco.conversation import SEP, conversation_text, read_student_config
-from retrieval_kd.serving.bundle import register_kind
 from retrieval_kd.serving.runtime import RuntimeOptions
 from retrieval_kd.serving.searcher import Searcher, SearchResult
 
@@ -30,13 +29,14 @@ INDEX_DIR = "index"
 QUERY_TERMS = 10  # expansion terms reported per response
 
 
-@register_kind("sparse-conversational")
 class ConversationalSearcher(Searcher):
     """Encode {history, utterance} with the ONNX student, search the impact index, return docids + query terms."""
 
+    kind = "sparse-conversational"
+
     capabilities = frozenset({"conversational_search"})
     required_files = (f"{ENCODER_DIR}/query_encoder.onnx", f"{ENCODER_DIR}/tokenizer.json",
-                      f"{ENCODER_DIR}/student.json", f"{ENCODER_DIR}/meta.json",
+                      f"{ENCODER_DIR}/meta.json",
                       *(f"{INDEX_DIR}/{f}" for f in INDEX_FILES), "docstore.sqlite")
 
     def __init__(self, root: Path, manifest: dict[str, Any], options: RuntimeOptions):
@@ -73,7 +73,7 @@ class OnnxConversationalEncoder:
         from retrieval_kd.serving.runtime import OnnxEncoder, RuntimeOptions
 
         folder = Path(folder)
-        info = json.loads((folder / "meta.json").read_text(encoding="utf-8"))["encoder"]
+        info = read_meta(folder, "onnx-encoder")["encoder"]
         self.config = read_student_config(folder)
         self.encoder = OnnxEncoder(folder / info["file"], folder / "tokenizer.json", int(info["max_length"]),
                                    info.get("pad_token"), RuntimeOptions(threads=threads))

@@ -6,14 +6,14 @@ from typing import Any
 
 from retrieval_kd.errors import BundleError
 from retrieval_kd.index.faiss_ivfpq import FaissIndex
-from retrieval_kd.serving.bundle import register_kind
 from retrieval_kd.serving.runtime import OnnxEncoder, RuntimeOptions
 from retrieval_kd.serving.searcher import Searcher, SearchResult
 
 
-@register_kind("dense")
 class DenseSearcher(Searcher):
     """Encode queries with onnxruntime, search faiss with inner product (or L2), return docids."""
+
+    kind = "dense"
 
     capabilities = frozenset({"search"})
     required_files = ("query_encoder.onnx", "tokenizer.json", "index/index.faiss", "index/docids.txt",

@@ -1,15 +1,12 @@
 """Kind "medical" (Distill-Retrieve-Read): ONNX extractive rewriter + built-in BM25 + SQLite doc store.
 
     medical bundle:  manifest.json  meta.json  docstore.sqlite
-                     rewriter/{rewriter.onnx, tokenizer.json, rewriter.json (+ corrector.json)}
+                     rewriter/{rewriter.onnx, tokenizer.json, meta.json (+ corrector.json)}
                      index/{meta.json, terms.txt, docids.txt, postings.npz}
 
-    build_medical_bundle("runs/drr-zh-tagger", "bundles/medicineqa", name="medicineqa", dataset="medicineqa",
-                         tokenizer="zh-bigram")
-
-Serving runs the in-process pipeline itself (`pipeline.drr.DRR` over `OnnxRewriter` + `BM25Retriever`, the same
-post-processing and multi-query fusion as `rkd eval medicineqa`), so served hits equal the evaluated ones. The
-searcher is torch-free; the builder exports a torch tagger folder (parity-checked) or copies an exported one.
+Serving runs the in-process pipeline itself (`methods.drr.pipeline.DRR` over `OnnxRewriter` + `BM25Retriever`,
+the same post-processing and multi-query fusion as `rkd eval medicineqa`), so served hits equal the evaluated
+ones. Torch-free; `export.medical.build_medical_bundle` builds the bundle.
 """
 from __future__ import annotations
 
@@ -20,7 +17,6 @@ from retrieval_kd.errors import BundleError
 from retrieval_kd.index.bm25 import BM25Index
 from retrieval_kd.index.fusion import FUSIONS
 from retrieval_kd.methods.drr.pipeline import DRR, BM25Retriever
-from retrieval_kd.serving.bundle import register_kind
 from retrieval_kd.serving.rewriter import OnnxRewriter
 from retrieval_kd.serving.runtime import RuntimeOptions
 from retrieval_kd.serving.searcher import Searcher, SearchResult
@@ -29,12 +25,13 @@ DEFAULT_DEPTH = 1000  # per-query BM25 depth before fusion (as `rkd eval medicin
 QUERY_SEP = "\n"  # the rewrite string: the rewriter's queries, one per line (one line in 'append' mode)
 
 
-@register_kind("medical")
 class MedicalSearcher(Searcher):
     """Dialogue → extractive ONNX rewriter → BM25 per query → reciprocal-rank fusion; plain BM25 search too."""
 
+    kind = "medical"
+
     capabilities = frozenset({"search", "rewrite", "distill_search"})
-    required_files = ("rewriter/rewriter.onnx", "rewriter/tokenizer.json", "rewriter/rewriter.json",
+    required_files = ("rewriter/rewriter.onnx", "rewriter/tokenizer.json", "rewriter/meta.json",
                       "index/meta.json", "index/terms.txt", "index/docids.txt", "index/postings.npz",
                       "docstore.sqlite")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval_kd.errors import BundleError
+from retrieval_kd.artifacts import read_meta
 from retrieval_kd.methods.drr.tagging import Corrector, Dialogue, TaggerRewriter, char_probs, layout
 from retrieval_kd.serving.runtime import OnnxEncoder, RuntimeOptions
 
@@ -34,13 +34,7 @@ class OnnxRewriter(TaggerRewriter):
     def __init__(self, folder: str | Path, options: RuntimeOptions | None = None, mode: str | None = None,
                  boost: int | None = None, threshold: float | None = None):
         folder = Path(folder)
-        meta_path = folder / "rewriter.json"
-        if not meta_path.exists():
-            raise BundleError(f"{meta_path}: missing (not an exported rewriter folder)")
-        self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if self.meta.get("kind") != KIND or self.meta.get("format_version") != FORMAT_VERSION:
-            raise BundleError(f"{meta_path}: kind/format {self.meta.get('kind')}/{self.meta.get('format_version')}"
-                              f" != {KIND}/{FORMAT_VERSION}")
+        self.meta = read_meta(folder, KIND, FORMAT_VERSION, what="exported rewriter")
         self.encoder = OnnxEncoder(folder / self.meta["file"], folder / "tokenizer.json", self.meta["max_length"],
                                    self.meta.get("pad_token"), options, output=self.meta["output"])
         self.threshold = float(threshold if threshold is not None else self.meta["threshold"])

@@ -111,3 +111,19 @@ def length_buckets(lengths: np.ndarray, call_cost: float = 4.0) -> list[np.ndarr
         groups.append(order[before[cut[j]] : before[j]])
         j = cut[j]
     return groups[::-1]
+
+
+def open_encoder(folder: str | Path, options: RuntimeOptions | None = None):
+    """An exported encoder folder (meta.json kind onnx-encoder): OnnxEncoder, or the conversational one."""
+    from retrieval_kd.artifacts import read_meta
+
+    folder = Path(folder)
+    meta = read_meta(folder, "onnx-encoder")
+    options = options or RuntimeOptions()
+    if meta.get("conversational"):
+        from retrieval_kd.serving.conversational import OnnxConversationalEncoder
+
+        return OnnxConversationalEncoder(folder, threads=options.threads)
+    info = meta["encoder"]
+    return OnnxEncoder(folder / info["file"], folder / "tokenizer.json", info["max_length"], info.get("pad_token"),
+                       options)

@@ -3,10 +3,9 @@
 A new kind (DiSCo's "sparse-conversational", Distill-Retrieve-Read's "medical", ...) slots in without any
 change to the server:
 
-1. Write a module `retrieval_kd/export/<module>.py` (torch-free: onnxruntime, numpy, faiss, tokenizers, sqlite)
-   with a subclass of `Searcher` decorated `@register_kind("<kind>")`, and name the module in
-   `bundle.KIND_MODULES` (already done for "sparse-conversational" -> `sparse_conversational` and "medical" ->
-   `medical`), or import it yourself before `open_bundle`.
+1. Write a torch-free module (onnxruntime, numpy, faiss, tokenizers, sqlite) with a subclass of `Searcher`
+   that sets `kind = "<kind>"`, and name it in `serving.bundle.KINDS` ("<kind>": "module:Class"), or decorate
+   it `@register_kind("<kind>")` and import the module before `open_bundle` (plugins).
 2. Set the class attributes:
    - `capabilities`: the routes it answers, a subset of
      {"search", "conversational_search", "rewrite", "distill_search"}. A route asked of a bundle without the
@@ -23,10 +22,11 @@ change to the server:
    - "distill_search":        `distill_search(dialogue: list[dict], k: int) -> SearchResult`
                               (put the rewrite in `SearchResult.extra["rewrite"]`)
    Optionally override `info()` (extra JSON for GET /v1/indexes/{name}) and `close()`.
-4. Build bundles with `bundle.write_manifest(folder, kind=..., name=..., encoder=..., index=..., metrics=...)`
-   inside `utils.atomic_dir(dst)` after writing the files; it hashes every file so the server can verify them.
-   Query encoders export with `onnx.export_encoder(model, folder, pooling="splade", atomic=False, write_meta=False)`
-   and run with `runtime.OnnxEncoder` (use `output="sentence_embedding"`).
+4. Build bundles (build time, `retrieval_kd.export`) with `export.bundle.write_manifest(folder, kind=..., name=...,
+   encoder=..., index=..., metrics=...)` inside `utils.atomic_dir(dst)` after writing the files; it hashes every
+   file so the server can verify them. Query encoders export with `export.onnx.export_encoder(model, folder,
+   pooling="splade", atomic=False, write_meta=False)` and run with `serving.runtime.OnnxEncoder`
+   (`output="sentence_embedding"`).
 
 `SearchResult.extra` holds kind-specific response fields: "rewrite" (str) and "query_terms"
 ([{"term": str, "weight": float}]) are the ones the response schemas carry.

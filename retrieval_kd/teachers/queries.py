@@ -44,12 +44,6 @@ def liveqa_summary_queries(ds) -> dict[str, list[str]]:
     return {qid: [s] for qid, s in summaries.items() if s}
 
 
-def liveqa_focus_queries(root: Path) -> dict[str, list[str]]:
-    """Human-distilled en teacher: the FOCUS annotations of each LiveQA test question."""
-    from retrieval_kd.data.liveqa import TEST_FILE, read_liveqa_test_annotations
-
-    ann = read_liveqa_test_annotations(Path(root) / "liveqa_med_2017" / TEST_FILE)
-    return {qid: list(a["focus"]) for qid, a in ann.items() if a["focus"]}
 
 
 def read_jsonl_queries(path: str | Path) -> dict[str, list[str]]:

@@ -90,7 +90,7 @@ class SpladeEncoder:
         self.batch_size = batch_size
         self.vocab_size = int(self.model.config.vocab_size)
         if segments is None:  # a DiSCo student folder says whether it reads segment ids
-            cfg = self.path / "student.json"
+            cfg = self.path / "meta.json"
             segments = bool(json.loads(cfg.read_text()).get("segments", False)) if cfg.exists() else False
         self.segments = segments
         self.fingerprint = sha256_text(model_fingerprint(self.path), str(self.max_length),

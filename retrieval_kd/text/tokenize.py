@@ -6,6 +6,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from retrieval_kd.errors import RKDError
+from retrieval_kd.text.cjk import CJK, IS_CJK
 
 # Lucene's default English stop set (EnglishAnalyzer), as Anserini uses it.
 STOPWORDS = frozenset(
@@ -14,13 +15,11 @@ STOPWORDS = frozenset(
 )
 
 
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 
 
-_WORD = re.compile(rf"[{_CJK}]+|[^\W_]+", re.UNICODE)
+_WORD = re.compile(rf"[{CJK}]+|[^\W_]+", re.UNICODE)
 
 
-_IS_CJK = re.compile(rf"[{_CJK}]")
 
 
 @lru_cache(maxsize=1)
@@ -38,14 +37,14 @@ def stem(word: str) -> str:
 
 def tokenize_en(text: str) -> list[str]:
     """Lower-cased words without Lucene stopwords, Snowball (Porter2) stemmed."""
-    return [stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS and not _IS_CJK.match(w)]
+    return [stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS and not IS_CJK.match(w)]
 
 
 def tokenize_zh_bigram(text: str) -> list[str]:
     """Overlapping character bigrams of CJK runs (a lone character stays a unigram) + English words."""
     out: list[str] = []
     for run in _WORD.findall(text.lower()):
-        if _IS_CJK.match(run):
+        if IS_CJK.match(run):
             out.extend([run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)])
         elif run not in STOPWORDS:
             out.append(run)
@@ -61,7 +60,7 @@ def tokenize_zh_jieba(text: str) -> list[str]:
     jieba.setLogLevel(logging.WARNING)
     out: list[str] = []
     for run in _WORD.findall(text.lower()):
-        if _IS_CJK.match(run):
+        if IS_CJK.match(run):
             out.extend(w for w in jieba.lcut(run) if w.strip())
         elif run not in STOPWORDS:
             out.append(run)

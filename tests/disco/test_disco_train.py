@@ -132,7 +132,7 @@ def test_training_brings_student_towards_teacher(trained):
     assert after["kl"] < 0.6 * before["kl"], (before, after)
     meta = json.loads((run / "meta.json").read_text())
     assert meta["kind"] == "disco-student" and meta["teachers"] == [{"name": "human", "source": "manual"}]
-    assert (run / "student" / "student.json").exists() and (run / "config.yaml").exists()
+    assert json.loads((run / "student" / "meta.json").read_text())["kind"] == "splade-student" and (run / "config.yaml").exists()
     assert json.loads((run / "run_info.json").read_text())["config"]["train"]["max_steps"] == 30
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from retrieval_kd import artifacts
 from retrieval_kd.errors import BundleError, RKDError
 from retrieval_kd.index.impact import ImpactIndex
 
@@ -31,6 +32,8 @@ def test_hand_computed_scores_and_ties():
     assert ids == ["d0", "d1"] and scores == pytest.approx([0.02, 0.02])
     ids, _ = idx.search({"dog": 0.1, "cat": 0.03}, k=3)  # d0: 150; d1: 200; d2: 175
     assert ids == ["d1", "d2", "d0"]
+    many = ImpactIndex.build(sp.csr_matrix(np.ones((40, 4))), [f"e{i}" for i in range(40)], VOCAB)
+    assert many.search({"fish": 0.5}, 6)[0] == [f"e{i}" for i in range(6)]  # 40-way tie: corpus order
 
 
 def test_save_load_round_trip(tmp_path):
@@ -39,6 +42,9 @@ def test_save_load_round_trip(tmp_path):
     back = ImpactIndex.load(tmp_path / "imp")
     assert back.search({"cat": 1.0}, 3) == idx.search({"cat": 1.0}, 3)
     assert back.meta["kind"] == "impact-index" and back.meta["scale"] == 100
+    opened = artifacts.load(tmp_path / "imp")  # meta.json kind "impact-index" -> ImpactIndex.load
+    assert isinstance(opened, ImpactIndex) and opened.search({"cat": 1.0}, 3) == idx.search({"cat": 1.0}, 3)
+    assert np.array_equal(opened.to_csr().toarray(), idx.to_csr().toarray()) and opened.vocab == VOCAB
     (tmp_path / "imp" / "postings.npz").unlink()
     with pytest.raises(BundleError, match="postings.npz"):
         ImpactIndex.load(tmp_path / "imp")
@@ -73,6 +79,7 @@ def test_lucene_impact_search_agrees(tmp_path, mini, mini_slice, splade):
     idx = ImpactIndex.build(vecs, docids, splade.vocab)
     lucene.build_impact_index(lucene.export_json_vectors(idx, tmp_path / "vectors"), tmp_path / "lucene")
     searcher = lucene.LuceneImpactSearcher(tmp_path / "lucene")
+    assert isinstance(artifacts.load(tmp_path / "lucene"), lucene.LuceneImpactSearcher)  # collection -> searcher
     queries = splade.encode([mini.queries[q] for q in ("106_1", "106_4", "110_2", "1-1_3", "3-1_2", "5-1_1")])
     for i in range(queries.shape[0]):
         terms, weights = idx.quantize(queries[i])
@@ -92,6 +99,7 @@ def test_lucene_bm25_helper(tmp_path, mini_slice):
     docids, texts, _ = mini_slice
     lucene.build_bm25_index(texts, docids, tmp_path / "bm25")
     searcher = lucene.LuceneBM25Searcher(tmp_path / "bm25")
+    assert isinstance(artifacts.load(tmp_path / "bm25"), lucene.LuceneBM25Searcher)
     for i in (0, 20, 40):  # a document's own opening words find it first
         ids, scores = searcher.search(" ".join(texts[i].split()[:12]), 5)
         assert ids[0] == docids[i] and scores == sorted(scores, reverse=True)

@@ -8,7 +8,7 @@ import pytest
 from retrieval_kd.bench.medicineqa import EvalConfig
 from retrieval_kd.config import load_config
 from retrieval_kd.errors import ConfigError
-from retrieval_kd.methods.drr.config import LLMTeacherConfig, TeacherSource, TrainRewriterConfig
+from retrieval_kd.methods.drr.config import LLMTeacherConfig, TeacherSourceConfig, TrainRewriterConfig
 from retrieval_kd.methods.drr.recipes import collect_examples
 from retrieval_kd.teachers.queries import write_jsonl_queries
 
@@ -26,11 +26,11 @@ def test_configs_validate(name, model):
 
 
 def test_collect_examples_from_dataset_and_jsonl_teacher(shared_data, tmp_path):
-    ex = collect_examples([TeacherSource(dataset="liveqa-med-train", limit=5)])
+    ex = collect_examples([TeacherSourceConfig(dataset="liveqa-med-train", limit=5)])
     assert len(ex) == 5 and all(e["queries"] for e in ex)
     path = write_jsonl_queries(tmp_path / "llm.jsonl", {"T1-Q1": ["cardiac amyloidosis literature"]})
-    ex = collect_examples([TeacherSource(dataset="liveqa-med-train", jsonl=str(path))])
+    ex = collect_examples([TeacherSourceConfig(dataset="liveqa-med-train", jsonl=str(path))])
     assert [(e["id"], e["queries"]) for e in ex] == [("T1-Q1", ["cardiac amyloidosis literature"])]
     empty = write_jsonl_queries(tmp_path / "none.jsonl", {"nope": ["x"]})
     with pytest.raises(ConfigError, match="gave no examples"):
-        collect_examples([TeacherSource(dataset="liveqa-med-train", jsonl=str(empty))])
+        collect_examples([TeacherSourceConfig(dataset="liveqa-med-train", jsonl=str(empty))])

@@ -35,18 +35,20 @@ def toy_examples(n: int, seed: int = 0) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def tagger(tiny_bert, tmp_path_factory):
+    from retrieval_kd.methods.drr.config import TrainRewriterConfig
     from retrieval_kd.methods.drr.train import train_tagger
 
     out = tmp_path_factory.mktemp("tagger") / "student"
-    train_tagger(toy_examples(160), out, base=tiny_bert, epochs=5, batch_size=16, lr=3e-3, max_length=48,
-                 names=DRUGS[:6], log=lambda s: None)  # medicine mentions are [MASK]ed, as for zh
+    cfg = TrainRewriterConfig(teachers=[], out=str(out), base=str(tiny_bert),
+                              train={"epochs": 5, "batch_size": 16, "lr": 3e-3, "max_length": 48})
+    train_tagger(cfg, toy_examples(160), out, names=DRUGS[:6], log=lambda s: None)  # mentions [MASK]ed, as for zh
     return out
 
 
 def test_tagger_learns_teacher_terms_and_carries_the_entity(tagger):
     from retrieval_kd.methods.drr.tagging import Corrector
 
-    meta = json.loads((tagger / "rewriter.json").read_text())
+    meta = json.loads((tagger / "meta.json").read_text())
     assert meta["kind"] == "rewriter-tagger" and meta["entity_mask"] and meta["heldout_token_f1"] > 0.8, meta
     rw = ExtractiveRewriter(tagger, corrector=Corrector(names=DRUGS))  # the 'database' knows two more medicines
     test = toy_examples(30, seed=1)
@@ -78,11 +80,14 @@ def test_onnx_export_parity_and_torch_free_runtime(tagger, tmp_path):
 
 
 def test_seq2seq_student_from_a_tiny_t5(tmp_path):
+    from retrieval_kd.methods.drr.config import TrainRewriterConfig
     from retrieval_kd.methods.drr.train import init_tiny_seq2seq, train_seq2seq
 
     base = init_tiny_seq2seq(tmp_path / "t5", extra_tokens=["氯", "吡"])
     assert json.loads((base / "config.json").read_text())["d_model"] == 64
-    out = train_seq2seq(toy_examples(16), tmp_path / "s2s", base, epochs=1, batch_size=8, log=lambda s: None)
+    cfg = TrainRewriterConfig(student="seq2seq", teachers=[], out=str(tmp_path / "s2s"),
+                              train={"epochs": 1, "batch_size": 8, "lr": 3e-4, "max_length": 256})
+    out = train_seq2seq(cfg, toy_examples(16), base, tmp_path / "s2s", log=lambda s: None)
     rw = load_rewriter(out)
     assert isinstance(rw, Seq2SeqRewriter)
     qs = rw.rewrite(toy_examples(1, seed=3)[0]["dialogue"])

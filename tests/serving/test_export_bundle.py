@@ -91,7 +91,7 @@ def test_reserved_kinds_name_their_module():
             cls = kind_class(kind)  # once the DiSCo / DRR modules exist they must register the kind
             assert cls.kind == kind
         except BundleError as e:
-            assert "needs module retrieval_kd.export." in str(e)
+            assert "needs module retrieval_kd.serving." in str(e)
 
 
 def test_bundle_root_cannot_be_escaped(tmp_path):

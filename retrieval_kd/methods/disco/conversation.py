@@ -1,7 +1,14 @@
-"""The DiSCo student's input text (torch-free, shared by training, evaluation, export and the server)."""
+"""The DiSCo student's input text (torch-free, shared by training, evaluation, export and the server).
+
+The current utterance first, then the earlier turns from the most recent backwards, joined by " [SEP] ", so
+truncation at `max_length` (256) tokens drops the oldest context first. `responses` says which system
+responses enter: "last" (only the most recent one, default), "all" or "none". Roles "system" and "assistant"
+both mean a system response.
+
+    text = conversation_text(history=[{"role": "user", "text": "..."}, ...], utterance="...")
+"""
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,7 +19,7 @@ RESPONSES = ("last", "all", "none")
 SEP = " [SEP] "
 
 
-STUDENT_FILE = "student.json"
+STUDENT_KIND = "splade-student"  # meta.json kind of a trained student model folder
 
 
 def conversation_text(history: Sequence[Mapping[str, str]], utterance: str, responses: str = "last",
@@ -41,8 +48,12 @@ def history_text(history: Sequence[Mapping[str, str]], utterance: str, sep: str 
 
 
 def read_student_config(folder: str | Path) -> dict[str, Any]:
-    """The input-format settings saved beside a trained student (responses, sep, max_length)."""
-    path = Path(folder) / STUDENT_FILE
-    if not path.exists():
+    """The input-format settings of a student model folder or its ONNX export (responses, sep, max_length, ...)."""
+    from retrieval_kd.artifacts import META, read_meta
+
+    if not (Path(folder) / META).is_file():
         return {"responses": "last", "sep": SEP, "max_length": 256}
-    return json.loads(path.read_text(encoding="utf-8"))
+    meta = read_meta(folder, (STUDENT_KIND, "onnx-encoder"))
+    if meta["kind"] == "onnx-encoder":
+        return dict(meta.get("conversation") or {"responses": "last", "sep": SEP, "max_length": 256})
+    return {k: v for k, v in meta.items() if k not in ("kind", "format_version")}

@@ -1,11 +1,4 @@
-"""DiSCo student: a SPLADE query encoder that reads the whole conversation.
-
-Input text (torch-free, shared by training, evaluation and the server): the current utterance first, then the
-earlier turns from the most recent backwards, joined by " [SEP] ", so truncation at `max_length` (256) tokens
-drops the oldest context first. `responses` says which system responses enter: "last" (only the most recent
-one, default), "all" or "none". Roles "system" and "assistant" both mean a system response.
-
-    text = conversation_text(history=[{"role": "user", "text": "..."}, ...], utterance="...")
+"""DiSCo student: a SPLADE query encoder that reads the whole conversation (its input text: `conversation.py`).
 
 With `segments` (default), token type ids mark the current utterance (0, up to the first [SEP]) and the
 context (1); they are derived from the token ids (`teachers.splade.segment_ids`), also inside the ONNX graph.
@@ -16,12 +9,12 @@ evaluated on those rows only (exact, several times cheaper on CPU).
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from retrieval_kd.methods.disco.conversation import SEP, STUDENT_FILE, conversation_text
+from retrieval_kd.artifacts import write_meta
+from retrieval_kd.methods.disco.conversation import SEP, STUDENT_KIND, conversation_text
 
 
 class SpladeStudent:
@@ -76,7 +69,7 @@ class SpladeStudent:
         return splade_pool(logits, batch["attention_mask"])
 
     def save(self, dest: str | Path, extra: Mapping[str, Any] | None = None) -> Path:
-        """Save the model + tokenizer (HF format) and the input settings (student.json) into `dest`."""
+        """Save the model + tokenizer (HF format) and the input settings (meta.json, kind splade-student) into `dest`."""
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(dest)
@@ -84,7 +77,7 @@ class SpladeStudent:
         cfg = {"responses": self.responses, "sep": SEP, "max_length": self.max_length, "segments": self.segments,
                "init": str(self.path),
                **(extra or {})}
-        (dest / STUDENT_FILE).write_text(json.dumps(cfg, indent=2, default=str) + "\n", encoding="utf-8")
+        write_meta(dest, STUDENT_KIND, 1, **cfg)
         return dest
 
 
@@ -92,3 +85,16 @@ class SpladeStudent:
 
 
 
+
+
+def load_student(path: str | Path, **kw: Any) -> SpladeStudent:
+    """A trained student from a DiSCo run folder (meta.json kind disco-student) or its student/ model folder."""
+    from retrieval_kd.artifacts import read_meta
+    from retrieval_kd.methods.disco.conversation import read_student_config
+
+    path = Path(path)
+    meta = read_meta(path, ("disco-student", STUDENT_KIND))
+    folder = path / meta.get("student", "student") if meta["kind"] == "disco-student" else path
+    cfg = read_student_config(folder)
+    return SpladeStudent(folder, max_length=cfg.get("max_length", 256), responses=cfg.get("responses", "last"),
+                         segments=bool(cfg.get("segments", False)), **kw)

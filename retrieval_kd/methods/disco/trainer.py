@@ -1,7 +1,7 @@
 """DiSCo trainer (Lupart et al., SIGIR 2025): distil rewrite teachers into a conversational SPLADE query encoder.
 
 The document encoder is frozen (its vectors are computed once). For each training turn the student reads the
-conversation (see `students.splade.conversation_text`) and is trained so that its scores over candidate documents
+conversation (see `methods.disco.conversation.conversation_text`) and is trained so that its scores over candidate documents
 match the teachers' scores for the turn's rewrite(s):
 
     loss = kl_weight · KL(p_teacher ‖ softmax(s_student / T)) + infonce_weight · InfoNCE(s_student, top teacher doc)
@@ -11,15 +11,17 @@ Candidates of a turn: documents sampled from configurable rank ranges of each te
 negatives; `[start, end, n]`), and with `in_batch` the other turns' candidates too. Teacher scores are computed
 online for every (turn, candidate) pair; `teachers.rewrites.aggregate` merges several teachers.
 Evaluation conversations are never trained on: turn ids shared with the evaluation dataset are an error.
+The four terms are `retrieval_kd.losses`' kl and infonce (target="probs": the teachers give a distribution),
+flops and l1; the loop (AdamW, clipping at norm 1, linear schedule with warm-up) is `retrieval_kd.training`'s.
 """
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 
+from retrieval_kd.artifacts import write_meta
 from retrieval_kd.errors import ConfigError
 from retrieval_kd.methods.disco.config import DiscoConfig
 from retrieval_kd.threads import set_threads
@@ -27,18 +29,6 @@ from retrieval_kd.utils import atomic_dir, run_info
 
 KIND = "disco-student"
 FORMAT_VERSION = 1
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def training_turns(cfg: DiscoConfig, train_ds, eval_ds=None) -> list[dict]:
@@ -110,8 +100,8 @@ class DiscoTrainer:
     def batch_loss(self, rows: list[int], rng: np.random.Generator):
         """Loss and its parts for one batch of turn indices."""
         import torch
-        import torch.nn.functional as F
 
+        from retrieval_kd.losses import get_loss
         from retrieval_kd.teachers.rewrites import aggregate
 
         cfg = self.cfg
@@ -134,13 +124,11 @@ class DiscoTrainer:
         q = self.student.forward([self.texts[r] for r in rows], torch.from_numpy(sub).to(self.student.device))
         s = q @ dsub.T
         m = torch.from_numpy(mask).to(s.device)
-        s_masked = s.masked_fill(~m, float("-inf"))
-        p = torch.from_numpy(target).to(s.device)
-        logq = F.log_softmax(s_masked / cfg.train.temperature, dim=-1)
-        kl = (p * (torch.log(p.clamp_min(1e-12)) - logq)).masked_fill(~m, 0).sum(-1).mean()
-        nce = F.cross_entropy(s_masked, p.argmax(-1))
-        flops = (q.mean(0) ** 2).sum()
-        l1 = q.sum(-1).mean()
+        p = torch.from_numpy(target).to(s.device)  # the teachers' distribution over each turn's candidates
+        top = torch.zeros_like(m).scatter(1, p.argmax(-1, keepdim=True), True)
+        kl = get_loss("kl")(s, p, m, tau_s=cfg.train.temperature, target="probs")
+        nce = get_loss("infonce")(s, p, m, top, tau_s=1.0, target="probs")
+        flops, l1 = get_loss("flops")(q), get_loss("l1")(q)
         t = cfg.train
         loss = t.kl_weight * kl + t.infonce_weight * nce + t.flops_weight * flops + t.l1_weight * l1
         parts = {"loss": loss.item(), "kl": kl.item(), "infonce": nce.item(), "flops": flops.item(),
@@ -157,59 +145,52 @@ class DiscoTrainer:
         keys = list(groups)
         return np.array([i for k in rng.permutation(len(keys)) for i in groups[keys[k]]], dtype=np.int64)
 
+    def _rows(self, rng: np.random.Generator):
+        """Endless batches of turn indices: epochs of `_order`, a new order when the next batch would not fit."""
+        bs, n = self.cfg.train.batch_size, len(self.turns)
+        order, pos = self._order(rng), 0
+        while True:
+            if pos + bs > n:
+                order, pos = self._order(rng), 0
+            yield order[pos : pos + bs].tolist()
+            pos += bs
+
     def fit(self) -> list[dict]:
         """Train the student; returns the log (one record per `log_every` steps)."""
         import torch
-        from tqdm.auto import tqdm
+
+        from retrieval_kd.training import TrainLoop, make_scheduler
 
         t = self.cfg.train
         torch.manual_seed(t.seed)
         rng = np.random.default_rng(t.seed)
-        n = len(self.turns)
-        per_epoch = max(1, int(np.ceil(n / t.batch_size)))
+        per_epoch = max(1, int(np.ceil(len(self.turns) / t.batch_size)))
         steps = t.max_steps or max(1, int(round(t.epochs * per_epoch)))
         opt = torch.optim.AdamW(self.student.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-        warm = max(1, int(t.warmup * steps))
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm))))
+        sched = make_scheduler(opt, "linear", int(t.warmup * steps), steps)
+        loop = TrainLoop(opt, sched, steps, clip_norm=1.0, log_every=t.log_every, progress=self.progress,
+                         desc="disco", hooks=[self.log.append])
+        batches = self._rows(rng)
         self.student.model.train()
-        order, pos, start = self._order(rng), 0, time.time()
-        acc: list[dict] = []
-        for step in tqdm(range(steps), disable=not self.progress, desc="disco", unit="step"):
-            if pos + t.batch_size > n:
-                order, pos = self._order(rng), 0
-            rows = order[pos : pos + t.batch_size].tolist()
-            pos += t.batch_size
-            loss, parts = self.batch_loss(rows, rng)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.student.model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            acc.append(parts)
-            if (step + 1) % t.log_every == 0 or step + 1 == steps:
-                rec = {k: float(np.mean([a[k] for a in acc])) for k in acc[0]}
-                self.log.append({"step": step + 1, "seconds": round(time.time() - start, 1), **rec})
-                acc = []
+        result = loop.run(lambda step: self.batch_loss(next(batches), rng))
         self.student.model.eval()
-        self.seconds = time.time() - start
+        self.seconds = result["seconds"]
         return self.log
 
     def save(self, dest: str | Path | None = None) -> Path:
-        """Write student/ (HF model + tokenizer + student.json), meta.json, config.json, run_info.json, log."""
+        """Write student/ (HF model, tokenizer, settings), meta.json, config.yaml, run_info.json, train_log.jsonl."""
         import yaml
 
         dest = Path(dest or self.cfg.output)
         cfg = self.cfg.model_dump(mode="json")
         with atomic_dir(dest) as tmp:
             self.student.save(tmp / "student", {"document_encoder": str(self.encoder.path)})
-            meta = {"kind": KIND, "format_version": FORMAT_VERSION, "student": "student",
-                    "document_encoder": str(self.encoder.path), "document_fingerprint": self.encoder.fingerprint,
-                    "teachers": [t.model_dump() for t in self.cfg.teachers], "aggregation": self.cfg.aggregation,
-                    "train_turns": len(self.turns), "train_collections": self.cfg.data.collections,
-                    "steps": self.log[-1]["step"] if self.log else 0, "train_seconds": round(self.seconds, 1),
-                    "how": "DiSCo distillation of rewrite teachers into a conversational SPLADE query encoder"}
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+            write_meta(tmp, KIND, FORMAT_VERSION, student="student", document_encoder=str(self.encoder.path),
+                       document_fingerprint=self.encoder.fingerprint,
+                       teachers=[t.model_dump() for t in self.cfg.teachers], aggregation=self.cfg.aggregation,
+                       train_turns=len(self.turns), train_collections=self.cfg.data.collections,
+                       steps=self.log[-1]["step"] if self.log else 0, train_seconds=round(self.seconds, 1),
+                       how="DiSCo distillation of rewrite teachers into a conversational SPLADE query encoder")
             (tmp / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
             (tmp / "run_info.json").write_text(json.dumps(run_info(cfg), indent=2, default=str) + "\n")
             (tmp / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in self.log), encoding="utf-8")

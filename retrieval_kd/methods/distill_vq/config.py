@@ -12,12 +12,16 @@ from retrieval_kd.utils import sha256_text
 
 
 class TeacherConfig(StrictModel):
+    """The dense teacher whose ranking the index learns (also the query encoder)."""
+
     model: str = "minilm"  # a local HF folder, or 'minilm' for the bundled all-MiniLM-L6-v2
     max_length: int = Field(256, ge=8)
     batch_size: int = Field(64, ge=1)
 
 
 class IndexConfig(StrictModel):
+    """The faiss IVF-PQ index: factory of the start (and deployed) index, search nprobe."""
+
     factory: str = "OPQ8,IVFn,PQ8x8np"  # IVFn -> IVF√N; the start index and the deployed one
     nprobe: int = Field(16, ge=1)
     train_size: int | None = Field(None, ge=1)
@@ -31,6 +35,8 @@ class IndexConfig(StrictModel):
 
 
 class LossConfig(StrictModel):
+    """The ranking loss by name (retrieval_kd.losses), its parameters, temperatures and PQ-loss weight."""
+
     name: str = "listnet"
     params: dict[str, Any] = Field(default_factory=dict)
     teacher_temperature: float = Field(0.05, gt=0)
@@ -53,12 +59,16 @@ class LossConfig(StrictModel):
 
 
 class CandidatesConfig(StrictModel):
+    """Each training query's candidate documents."""
+
     top_k: int = Field(200, ge=1)  # the teacher's exact top-K per training query
     in_batch: bool = True  # also every other candidate of the batch
     positives: bool = True  # a pseudo-query's source document (and labels when queries.use_labels)
 
 
 class QueriesConfig(StrictModel):
+    """Training queries: pseudo-queries (document spans) and optionally some real ones."""
+
     pseudo_per_doc: float = Field(6.0, ge=0)  # random spans per document
     min_words: int = Field(8, ge=1)
     max_words: int = Field(20, ge=1)
@@ -73,6 +83,8 @@ class QueriesConfig(StrictModel):
 
 
 class StudentConfig(StrictModel):
+    """What the student learns besides the PQ codebooks."""
+
     learn_opq: bool = False  # learn the OPQ rotation (kept orthogonal)
     update_ivf: bool = False  # also train the coarse centroids (assignments stay fixed)
     finetune_query_encoder: bool = False  # the index is then only valid with the saved encoder
@@ -82,6 +94,8 @@ class StudentConfig(StrictModel):
 
 
 class OptimConfig(StrictModel):
+    """AdamW learning rates per part, weight decay and the LR schedule (transformers.get_scheduler)."""
+
     lr_codebooks: float = Field(1e-3, gt=0)
     lr_centroids: float = Field(1e-4, gt=0)
     lr_rotation: float = Field(1e-4, gt=0)
@@ -92,6 +106,8 @@ class OptimConfig(StrictModel):
 
 
 class TrainConfig(StrictModel):
+    """Steps, batch size, checkpoints and the progress bar."""
+
     epochs: int = Field(1, ge=1)
     steps: int | None = Field(None, ge=1)  # overrides epochs
     batch_size: int = Field(64, ge=1)

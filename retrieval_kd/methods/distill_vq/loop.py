@@ -1,11 +1,13 @@
-"""The Distill-VQ training loop on plain tensors (torch + numpy only): candidates, losses, AdamW, checkpoints."""
+"""The Distill-VQ training loop on plain tensors (torch + numpy only): candidates, losses, AdamW, checkpoints.
+
+The step itself (zero_grad / backward / step, schedule, log records, checkpoints) is `retrieval_kd.training`'s
+loop; this module supplies the batches and the IVF + w·PQ loss of one step.
+"""
 from __future__ import annotations
 
-import json
 import math
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,36 +15,11 @@ import numpy as np
 import torch
 
 from retrieval_kd.losses import make_loss
+from retrieval_kd.methods.distill_vq.config import OptimConfig, TrainConfig, VQConfig
 from retrieval_kd.methods.distill_vq.student import VQStudent
-from retrieval_kd.utils import atomic_file
 
-CKPT_FORMAT = 1
-
-
-@dataclass
-class LoopSettings:
-    """Plain training settings (the YAML config is translated into these at the edge)."""
-
-    loss: str = "listnet"
-    loss_params: dict[str, Any] = field(default_factory=dict)
-    tau_t: float = 0.05
-    tau_s: float = 0.05
-    top_k: int = 200
-    in_batch: bool = True
-    batch_size: int = 64
-    epochs: int = 1
-    steps: int | None = None
-    lr_codebooks: float = 1e-3
-    lr_centroids: float = 1e-4
-    lr_rotation: float = 1e-4
-    lr_encoder: float = 2e-5
-    weight_decay: float = 0.0
-    warmup_steps: int = 0
-    schedule: str = "constant"
-    loss_weight: float | None = None
-    seed: int = 0
-    checkpoint_every: int = 0
-    progress: bool = True
+# optim.schedule -> transformers.get_scheduler name (warm-up steps from optim.warmup_steps)
+SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
 
 
 @dataclass
@@ -65,46 +42,34 @@ def teacher_topk(q: torch.Tensor, docs: torch.Tensor, k: int, chunk: int | None 
 
 
 def steps_per_epoch(n_queries: int, batch_size: int) -> int:
+    """Steps of one pass over the training queries."""
     return max(1, math.ceil(n_queries / batch_size))
 
 
-def total_steps(s: LoopSettings, n_queries: int) -> int:
-    return int(s.steps) if s.steps else s.epochs * steps_per_epoch(n_queries, s.batch_size)
+def total_steps(train: TrainConfig, n_queries: int) -> int:
+    """train.steps, or train.epochs passes over the queries."""
+    return int(train.steps) if train.steps else train.epochs * steps_per_epoch(n_queries, train.batch_size)
 
 
-def batch_indices(step: int, n_queries: int, s: LoopSettings) -> np.ndarray:
+def batch_indices(step: int, n_queries: int, batch_size: int, seed: int) -> np.ndarray:
     """Query rows of a step: a seeded permutation per epoch, so any step can be recomputed on resume."""
-    spe = steps_per_epoch(n_queries, s.batch_size)
+    spe = steps_per_epoch(n_queries, batch_size)
     epoch, pos = divmod(step, spe)
-    perm = np.random.default_rng([s.seed, epoch]).permutation(n_queries)
-    return perm[pos * s.batch_size : (pos + 1) * s.batch_size]
+    perm = np.random.default_rng([seed, epoch]).permutation(n_queries)
+    return perm[pos * batch_size : (pos + 1) * batch_size]
 
 
-def _lr_lambda(s: LoopSettings, total: int) -> Callable[[int], float]:
-    def f(step: int) -> float:
-        if s.warmup_steps and step < s.warmup_steps:
-            return (step + 1) / s.warmup_steps
-        frac = (step - s.warmup_steps) / max(1, total - s.warmup_steps)
-        if s.schedule == "linear":
-            return max(0.0, 1.0 - frac)
-        if s.schedule == "cosine":
-            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac)))
-        return 1.0
-
-    return f
-
-
-def make_optimizer(student: VQStudent, s: LoopSettings, encoder: torch.nn.Module | None = None):
+def make_optimizer(student: VQStudent, optim: OptimConfig, encoder: torch.nn.Module | None = None):
     """AdamW with one parameter group per part (codebooks, centroids, rotation, query encoder)."""
-    groups = [{"params": [student.codebooks], "lr": s.lr_codebooks, "name": "codebooks"}]
+    groups = [{"params": [student.codebooks], "lr": optim.lr_codebooks, "name": "codebooks"}]
     if student.centroids.requires_grad:
-        groups.append({"params": [student.centroids], "lr": s.lr_centroids, "name": "centroids"})
+        groups.append({"params": [student.centroids], "lr": optim.lr_centroids, "name": "centroids"})
     if student.rotation is not None and student.rotation.learnable:
-        groups.append({"params": list(student.rotation.parameters()), "lr": s.lr_rotation, "name": "rotation"})
+        groups.append({"params": list(student.rotation.parameters()), "lr": optim.lr_rotation, "name": "rotation"})
     if encoder is not None:
-        groups.append({"params": [p for p in encoder.parameters() if p.requires_grad], "lr": s.lr_encoder,
+        groups.append({"params": [p for p in encoder.parameters() if p.requires_grad], "lr": optim.lr_encoder,
                        "name": "encoder"})
-    return torch.optim.AdamW(groups, weight_decay=s.weight_decay)
+    return torch.optim.AdamW(groups, weight_decay=optim.weight_decay)
 
 
 def _csr(rows: list[np.ndarray] | None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -116,7 +81,7 @@ def _csr(rows: list[np.ndarray] | None) -> tuple[np.ndarray, np.ndarray] | None:
     return flat, np.concatenate([[0], np.cumsum(lens)])
 
 
-def _batch(data: TrainData, pos_csr, idx: np.ndarray, s: LoopSettings, device: torch.device):
+def _batch(data: TrainData, pos_csr, idx: np.ndarray, in_batch: bool, device: torch.device):
     """Candidate pool (union of the batch's top-K and positives), mask [B, P] and labels [B, P]."""
     tidx = torch.as_tensor(idx, device=device)
     cand = data.topk[tidx]
@@ -133,7 +98,7 @@ def _batch(data: TrainData, pos_csr, idx: np.ndarray, s: LoopSettings, device: t
     if pos_csr is not None:
         labels = torch.zeros((B, len(pool)), dtype=torch.bool, device=device)
         labels[torch.as_tensor(owner, device=device), inv[B * K :]] = True
-    if s.in_batch:
+    if in_batch:
         mask = torch.ones((B, len(pool)), dtype=torch.bool, device=device)
     else:
         mask = torch.zeros((B, len(pool)), dtype=torch.bool, device=device)
@@ -151,9 +116,11 @@ class QueryTower:
 
     @property
     def module(self) -> torch.nn.Module | None:
+        """The torch module being fine-tuned (None: the teacher's fixed embeddings)."""
         return None if self.encoder is None else self.encoder.model
 
     def __call__(self, data: TrainData, tidx: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
+        """Query embeddings [B, d] of the batch rows `idx` (tensor rows `tidx`)."""
         if self.encoder is None:
             return data.q_emb[tidx]
         enc = self.encoder
@@ -162,113 +129,69 @@ class QueryTower:
         return enc.embed(**tok).float()
 
 
-def save_checkpoint(path: Path, step: int, student: VQStudent, opt, sched, w: float | None,
-                    tower: QueryTower, s: LoopSettings) -> None:
-    """Everything needed to continue bit-for-bit: parameters, optimiser, schedule, loss weight, RNG states."""
-    state = {"format": CKPT_FORMAT, "step": step, "student": student.state_dict(), "optimizer": opt.state_dict(),
-             "scheduler": sched.state_dict(), "loss_weight": w, "torch_rng": torch.get_rng_state(),
-             "numpy_rng": np.random.get_state(), "settings": asdict(s),
-             "encoder": tower.module.state_dict() if tower.module is not None else None}
-    if torch.cuda.is_available():
-        state["cuda_rng"] = torch.cuda.get_rng_state_all()
-    with atomic_file(path, "wb") as fh:
-        torch.save(state, fh)
+class VQStep:
+    """One step's loss: IVF loss + w·PQ loss on the batch's candidate pool (w: loss.weight, else the first ratio)."""
+
+    def __init__(self, student: VQStudent, data: TrainData, cfg: VQConfig, tower: QueryTower, state: dict):
+        self.student, self.data, self.cfg, self.tower, self.state = student, data, cfg, tower, state
+        self.loss_fn = make_loss(cfg.loss.name, **cfg.loss.params)
+        self.pos_csr = _csr(data.positives)
+        self.rotate_once = student.rotation is None or not student.rotation.learnable
+        with torch.no_grad():
+            self.doc_rot = student.rotate(data.doc_emb) if self.rotate_once else None
+
+    def __call__(self, step: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        """(loss, parts) of step `step`."""
+        from torch.nn.utils import parametrize
+
+        c, data, student = self.cfg, self.data, self.student
+        idx = batch_indices(step, len(data.q_emb), c.train.batch_size, c.seed)
+        tidx, pool, mask, labels = _batch(data, self.pos_csr, idx, c.candidates.in_batch, student.codebooks.device)
+        x = data.doc_emb[pool]
+        teacher = data.q_emb[tidx] @ x.T
+        q = self.tower(data, tidx, idx)
+        docs = self.doc_rot[pool] if self.rotate_once else x
+        with parametrize.cached():  # the Cayley map once per step, shared by queries and documents
+            ivf, pq = student(q, docs, student.assign[pool], rotated_docs=self.rotate_once)
+        tau_t, tau_s = c.loss.teacher_temperature, c.loss.student_temperature
+        l_ivf = self.loss_fn(ivf, teacher, mask, labels, tau_t, tau_s)
+        l_pq = self.loss_fn(pq, teacher, mask, labels, tau_t, tau_s)
+        if self.state["loss_weight"] is None:
+            self.state["loss_weight"] = float(l_ivf.detach() / l_pq.detach().clamp(min=1e-12))
+        w = self.state["loss_weight"]
+        return l_ivf + w * l_pq, {"loss_ivf": l_ivf.item(), "loss_pq": l_pq.item(), "w": w, "pool": len(pool)}
 
 
 def fit_loop(
     student: VQStudent,
     data: TrainData,
-    s: LoopSettings,
+    cfg: VQConfig,
     work_dir: str | Path | None = None,
     resume: bool = False,
     stop_after: int | None = None,
     tower: QueryTower | None = None,
     hooks: Sequence[Callable[[dict], None]] = (),
 ) -> dict[str, Any]:
-    """Train `student` in place; writes work_dir/metrics.jsonl and work_dir/checkpoints/last.pt."""
-    from torch.nn.utils import parametrize
+    """Train `student` in place as `cfg` says; writes work_dir/metrics.jsonl and work_dir/checkpoints/last.pt."""
+    from retrieval_kd.training import Checkpoint, TrainLoop, make_scheduler, seed_everything
 
     tower = tower or QueryTower()
-    device = student.codebooks.device
-    loss_fn = make_loss(s.loss, **s.loss_params)
-    opt = make_optimizer(student, s, tower.module)
-    n_q = len(data.q_emb)
-    total = total_steps(s, n_q)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(s, total))
+    opt = make_optimizer(student, cfg.optim, tower.module)
+    total = total_steps(cfg.train, len(data.q_emb))
+    sched = make_scheduler(opt, SCHEDULES[cfg.optim.schedule], cfg.optim.warmup_steps, total)
     work = Path(work_dir) if work_dir else None
-    ckpt = work / "checkpoints" / "last.pt" if work else None
-    start, w = 0, s.loss_weight
-    torch.manual_seed(s.seed)
-    np.random.seed(s.seed % 2**32)
-    if resume and ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        student.load_state_dict(state["student"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        if state["encoder"] is not None and tower.module is not None:
-            tower.module.load_state_dict(state["encoder"])
-        start, w = int(state["step"]), state["loss_weight"]
-        torch.set_rng_state(state["torch_rng"])
-        np.random.set_state(state["numpy_rng"])
-        if "cuda_rng" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-    log = _open_log(work, start) if work else None
-    pos_csr = _csr(data.positives)
-    rotate_once = student.rotation is None or not student.rotation.learnable
-    with torch.no_grad():
-        doc_rot = student.rotate(data.doc_emb) if rotate_once else None
-    end = total if stop_after is None else min(total, int(stop_after))
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # the GPU script may run without tqdm
-        def tqdm(it, **_):
-            return it
-    t0 = time.perf_counter()
+    state = {"loss_weight": cfg.loss.weight}
+    ckpt = None
+    if work is not None:
+        ckpt = Checkpoint(work / "checkpoints" / "last.pt", cfg.train.checkpoint_every,
+                          {"student": student, "encoder": tower.module}, state,
+                          {"settings": cfg.model_dump(mode="json")})
+    loop = TrainLoop(opt, sched, total, progress=cfg.train.progress, desc="distill-vq",
+                     log_file=work / "metrics.jsonl" if work else None, hooks=hooks, checkpoint=ckpt)
+    seed_everything(cfg.seed)
+    start = loop.resume() if resume else 0
+    step_loss = VQStep(student, data, cfg, tower, state)
     student.train()
-    rec: dict[str, Any] = {}
-    for step in tqdm(range(start, end), initial=start, total=total, desc="distill-vq", disable=not s.progress,
-                     unit="step"):
-        idx = batch_indices(step, n_q, s)
-        tidx, pool, mask, labels = _batch(data, pos_csr, idx, s, device)
-        x = data.doc_emb[pool]
-        teacher = data.q_emb[tidx] @ x.T
-        q = tower(data, tidx, idx)
-        docs = doc_rot[pool] if rotate_once else x
-        with parametrize.cached():  # the Cayley map once per step, shared by queries and documents
-            ivf, pq = student(q, docs, student.assign[pool], rotated_docs=rotate_once)
-        l_ivf = loss_fn(ivf, teacher, mask, labels, s.tau_t, s.tau_s)
-        l_pq = loss_fn(pq, teacher, mask, labels, s.tau_t, s.tau_s)
-        if w is None:
-            w = float(l_ivf.detach() / l_pq.detach().clamp(min=1e-12))
-        loss = l_ivf + w * l_pq
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        rec = {"step": step + 1, "loss": loss.item(), "loss_ivf": l_ivf.item(), "loss_pq": l_pq.item(), "w": w,
-               "lr": opt.param_groups[0]["lr"], "pool": len(pool), "seconds": round(time.perf_counter() - t0, 4)}
-        if log:
-            log.write(json.dumps(rec) + "\n")
-            log.flush()
-        for h in hooks:
-            h(rec)
-        done = step + 1
-        if ckpt is not None and ((s.checkpoint_every and done % s.checkpoint_every == 0) or done == end):
-            save_checkpoint(ckpt, done, student, opt, sched, w, tower, s)
-    if log:
-        log.close()
+    out = loop.run(step_loss, start, stop_after)
     student.eval()
-    return {"steps": end, "total_steps": total, "seconds": time.perf_counter() - t0, "loss_weight": w,
-            "last": rec, "finished": end == total}
-
-
-def _open_log(work: Path, start: int):
-    """metrics.jsonl, keeping only the records up to the resumed step."""
-    path = work / "metrics.jsonl"
-    work.mkdir(parents=True, exist_ok=True)
-    keep = []
-    if start and path.exists():
-        keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= start]
-    with atomic_file(path, "w") as fh:
-        fh.write("".join(ln + "\n" for ln in keep))
-    return open(path, "a")
+    return {**out, "loss_weight": state["loss_weight"]}

@@ -51,24 +51,3 @@ class HeldOut:
                 "train s": round(train_s, 1) if train_s is not None else "", "ms/query": round(ms, 3)}
 
 
-def demo_fit(dataset: Any, bytes_per_vector: int = 8, nprobe: int = 16, **overrides: Any):
-    """Train Distill-VQ on `dataset` at `bytes_per_vector` and return (DistillVQ, rows beside faiss baselines)."""
-    from retrieval_kd.index.faiss_ivfpq import FaissIndex
-    from retrieval_kd.methods.distill_vq.trainer import DistillVQ
-
-    m = int(bytes_per_vector)
-    cfg = {"dataset": dataset.name, "index": {"factory": f"OPQ{m},IVFn,PQ{m}x8np", "nprobe": nprobe},
-           "train": {"progress": False}}
-    for key, value in overrides.items():
-        section, _, field = key.partition("__")
-        cfg.setdefault(section, {})[field] = value
-    vq = DistillVQ(cfg).fit(dataset)
-    held = HeldOut.of(dataset, vq.encoder, vq.split["eval_qids"])
-    docs = held.exact.index.reconstruct_n(0, held.exact.index.ntotal)
-    rows = [held.row("exact teacher", held.exact, None)]
-    t0 = time.perf_counter()
-    ivfpq = FaissIndex.build(docs, dataset.doc_ids, f"IVFn,PQ{m}x8np", seed=vq.config.seed)
-    rows.append(held.row("faiss IVFPQ", ivfpq, nprobe, time.perf_counter() - t0))
-    rows.append(held.row("faiss OPQ+IVFPQ", vq.start_index, nprobe, vq.timings["faiss_build_s"]))
-    rows.append(held.row("Distill-VQ (listnet)", vq.index, nprobe, vq.timings["run_s"]))
-    return vq, rows

@@ -1,7 +1,6 @@
 """Distill-VQ (Xiao et al., SIGIR 2022): train a faiss IVF-PQ index to rank like a dense teacher."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ class DistillVQ:
 
     # ---- training ----
     def device(self) -> str:
+        """The torch device the config asks for ('auto': cuda when available)."""
         import torch
 
         dev = self.config.device
@@ -62,12 +62,7 @@ class DistillVQ:
         `start`: a FaissIndex already built over this dataset's teacher embeddings with this config's factory
         (saves rebuilding it); by default it is built here with `index.factory` and the config's seed.
         """
-        import torch
-
-        from retrieval_kd.index.faiss_ivfpq import FaissIndex
-        from retrieval_kd.methods.distill_vq.loop import QueryTower, TrainData, fit_loop, teacher_topk
-        from retrieval_kd.methods.distill_vq.student import VQStudent
-        from retrieval_kd.teachers.dense import DenseEncoder, encode_corpus, encode_queries
+        from retrieval_kd.methods.distill_vq.loop import fit_loop
 
         cfg = self.config
         set_threads(cfg.threads)
@@ -76,30 +71,71 @@ class DistillVQ:
         if resume and work is None:
             raise ConfigError("output_dir: --resume needs an output_dir holding checkpoints")
         t0 = time.perf_counter()
+        docs, q_emb, texts, psrc, train_real = self._encode(dataset, dev)
+        self.timings["encode_s"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        self.start_index = self._start_index(dataset, docs, start)
+        self.timings["faiss_build_s"] = time.perf_counter() - t1
+        student, data, tower = self._train_data(dataset, docs, q_emb, texts, psrc, train_real, dev)
+        if work is not None:
+            self._prepare_work(work, resume)
+        t2 = time.perf_counter()
+        self.result = fit_loop(student, data, cfg, work, resume, stop_after, tower)
+        self.timings["train_s"] = time.perf_counter() - t2
+        self.student = student
+        self.finetuned = tower.encoder is not None
+        if self.finetuned:
+            self.encoder = tower.encoder
+        if self.result["finished"]:
+            t3 = time.perf_counter()
+            self._export(data.doc_emb, dataset.doc_ids)
+            self.timings["export_s"] = time.perf_counter() - t3
+        self.timings["total_s"] = time.perf_counter() - t0
+        self.timings["run_s"] = self.timings["total_s"] - self.timings["encode_s"]  # encode excluded
+        return self
+
+    def _encode(self, dataset: Any, dev: str) -> tuple[np.ndarray, Any, list[str], np.ndarray, list[str]]:
+        """Teacher embeddings of the documents and of the training queries (pseudo + real); records the split."""
+        from retrieval_kd.teachers.dense import DenseEncoder, encode_corpus, encode_queries
+
+        cfg, q = self.config, self.config.queries
         self.encoder = DenseEncoder(cfg.teacher.model, device=dev, max_length=cfg.teacher.max_length,
                                     batch_size=cfg.teacher.batch_size)
         docs = np.array(encode_corpus(self.encoder, dataset, show_progress=cfg.train.progress), dtype=np.float32)
-        q = cfg.queries
         train_real, eval_qids = split_queries(list(dataset.queries), q.real_train_fraction)
         ptexts, psrc = pseudo_queries(dataset.doc_texts, q.pseudo_per_doc, q.min_words, q.max_words, cfg.seed)
         texts = ptexts + [dataset.queries[i] for i in train_real]
         if not texts:
             raise ConfigError("queries: no training queries (pseudo_per_doc is 0 and no real query is in training)")
         _, q_emb = encode_queries(self.encoder, {str(i): t for i, t in enumerate(texts)}, f"{dataset.name}:vq-train")
-        self.timings["encode_s"] = time.perf_counter() - t0
         self.dataset_name = dataset.name
         self.split = {"pseudo_queries": len(ptexts), "pseudo_seed": cfg.seed, "pseudo_words": [q.min_words, q.max_words],
                       "real_train_fraction": q.real_train_fraction, "train_qids": train_real, "eval_qids": eval_qids,
                       "labels_used": bool(q.use_labels and train_real)}
+        return docs, q_emb, texts, psrc, train_real
 
-        t1 = time.perf_counter()
+    def _start_index(self, dataset: Any, docs: np.ndarray, start: Any = None) -> Any:
+        """The faiss index training starts from: `start` (checked) or one built with `index.factory`."""
+        from retrieval_kd.index.faiss_ivfpq import FaissIndex
+
+        cfg = self.config
         if start is None:
-            start = FaissIndex.build(docs, dataset.doc_ids, cfg.index.factory, seed=cfg.seed,
-                                     train_size=cfg.index.train_size)
-        elif start.docids != dataset.doc_ids:
+            return FaissIndex.build(docs, dataset.doc_ids, cfg.index.factory, seed=cfg.seed,
+                                    train_size=cfg.index.train_size)
+        if start.docids != dataset.doc_ids:
             raise RKDError("start index: its docids are not this dataset's documents in corpus order")
-        self.start_index = start
-        self.timings["faiss_build_s"] = time.perf_counter() - t1
+        return start
+
+    def _train_data(self, dataset: Any, docs: np.ndarray, q_emb: Any, texts: list[str], psrc: np.ndarray,
+                    train_real: list[str], dev: str) -> tuple[Any, Any, Any]:
+        """(student from the start index, the loop's TrainData on `dev`, the query tower)."""
+        import torch
+
+        from retrieval_kd.methods.distill_vq.loop import QueryTower, TrainData, teacher_topk
+        from retrieval_kd.methods.distill_vq.student import VQStudent
+        from retrieval_kd.teachers.dense import DenseEncoder
+
+        cfg = self.config
         student = VQStudent.from_faiss(self.start_index, learn_opq=cfg.student.learn_opq,
                                        update_ivf=cfg.student.update_ivf).to(dev)
         doc_t = torch.from_numpy(docs).to(dev)
@@ -110,39 +146,14 @@ class DistillVQ:
         tower = QueryTower()
         if cfg.student.finetune_query_encoder:
             tower = QueryTower(DenseEncoder(cfg.teacher.model, device=dev, max_length=cfg.teacher.max_length))
-        if work is not None:
-            work.mkdir(parents=True, exist_ok=True)
-            self._check_resume(work, resume)
-            write_json(work / "run_info.json", run_info(cfg.model_dump()))
-            (work / "config.yaml").write_text(self.config_yaml(), encoding="utf-8")
-        t2 = time.perf_counter()
-        self.result = fit_loop(student, data, self.loop_settings(), work, resume, stop_after, tower)
-        self.timings["train_s"] = time.perf_counter() - t2
-        self.student = student
-        self.finetuned = tower.encoder is not None
-        if self.finetuned:
-            self.encoder = tower.encoder
-        if self.result["finished"]:
-            t3 = time.perf_counter()
-            self._export(doc_t, dataset.doc_ids)
-            self.timings["export_s"] = time.perf_counter() - t3
-        self.timings["total_s"] = time.perf_counter() - t0
-        self.timings["run_s"] = self.timings["total_s"] - self.timings["encode_s"]  # encode excluded
-        return self
+        return student, data, tower
 
-    def loop_settings(self):
-        """The plain loop settings this config stands for."""
-        from retrieval_kd.methods.distill_vq.loop import LoopSettings
-
-        c = self.config
-        return LoopSettings(
-            loss=c.loss.name, loss_params=dict(c.loss.params), tau_t=c.loss.teacher_temperature,
-            tau_s=c.loss.student_temperature, top_k=c.candidates.top_k, in_batch=c.candidates.in_batch,
-            batch_size=c.train.batch_size, epochs=c.train.epochs, steps=c.train.steps,
-            lr_codebooks=c.optim.lr_codebooks, lr_centroids=c.optim.lr_centroids, lr_rotation=c.optim.lr_rotation,
-            lr_encoder=c.optim.lr_encoder, weight_decay=c.optim.weight_decay, warmup_steps=c.optim.warmup_steps,
-            schedule=c.optim.schedule, loss_weight=c.loss.weight, seed=c.seed,
-            checkpoint_every=c.train.checkpoint_every, progress=c.train.progress)
+    def _prepare_work(self, work: Path, resume: bool) -> None:
+        """output_dir: the resume check, run_info.json and config.yaml."""
+        work.mkdir(parents=True, exist_ok=True)
+        self._check_resume(work, resume)
+        write_json(work / "run_info.json", run_info(self.config.model_dump()))
+        (work / "config.yaml").write_text(self.config_yaml(), encoding="utf-8")
 
     def _positives(self, dataset: Any, psrc: np.ndarray, train_real: list[str]) -> list[np.ndarray]:
         """Per training query: the pseudo-query's source row; labelled positives of real ones if use_labels."""
@@ -174,6 +185,7 @@ class DistillVQ:
 
     # ---- outputs ----
     def config_yaml(self) -> str:
+        """The config as YAML."""
         import yaml
 
         return yaml.safe_dump(self.config.model_dump(), sort_keys=False)
@@ -238,8 +250,3 @@ class DistillVQ:
         q = self.encode_queries(list(queries)) if not isinstance(queries, np.ndarray) else queries
         scores, idx = self.index.search(q, k, nprobe or self.config.index.nprobe)
         return [[(self.index.docids[i], float(s)) for s, i in zip(sr, ir) if i >= 0] for sr, ir in zip(scores, idx)]
-
-
-def resolved(config: VQConfig) -> str:
-    """The resolved config as JSON (for logs)."""
-    return json.dumps(config.model_dump(), indent=2)

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from retrieval_kd.config import StrictModel
 
 
-class TeacherSource(StrictModel):
+class TeacherSourceConfig(StrictModel):
     """Where (dialogue, teacher queries) pairs come from."""
 
     dataset: str  # conversations whose last turn carries teacher_queries, or any dataset with `jsonl`
@@ -16,7 +18,9 @@ class TeacherSource(StrictModel):
     limit: int | None = None
 
 
-class TrainParams(StrictModel):
+class TrainParamsConfig(StrictModel):
+    """How a rewriter student is trained (optimiser, data, tagger-only options)."""
+
     epochs: int = 3
     batch_size: int = 16
     lr: float = 5e-5
@@ -25,16 +29,19 @@ class TrainParams(StrictModel):
     unk_prob: float = 0.0  # word dropout to [UNK]: unseen medicine names must be judged from their context
     mask_entities: bool = False  # zh: medicine names mined from the training texts become [MASK] (see tagging.py)
     entity_weight: float = 1.0  # loss weight of [MASK]ed entity tokens (which entity to carry)
+    heldout: float = Field(0.1, gt=0, lt=1)  # tagger: share of examples held out to choose the threshold
     seed: int = 0
     device: str | None = None  # None: cuda when available, else cpu
 
 
 class TrainRewriterConfig(StrictModel):
+    """One rewriter-training run: teacher sources, the student and its training, how the rewriter emits queries."""
+
     student: Literal["extractive", "seq2seq"] = "extractive"
     base: str | None = None  # extractive: encoder folder (None = bundled MiniLM); seq2seq: HF seq2seq folder
     tiny_seq2seq: bool = False  # seq2seq without `base`: start from a tiny T5 built from a config (completeness)
-    teachers: list[TeacherSource]
-    train: TrainParams = TrainParams()
+    teachers: list[TeacherSourceConfig]
+    train: TrainParamsConfig = TrainParamsConfig()
     mode: Literal["append", "replace", "both"] = "append"  # appending kept words beat replacing the question
     boost: int = 2
     keep: Literal["terms", "entities"] = "terms"  # extractive: all kept words, or only masked entities (zh)
@@ -44,6 +51,8 @@ class TrainRewriterConfig(StrictModel):
 
 
 class LLMTeacherConfig(StrictModel):
+    """One LLM-teacher run: the OpenAI-compatible endpoint, the dataset to ask about, cache and output."""
+
     base_url: str = "http://127.0.0.1:8080/v1"
     model: str = "local"
     api_key_env: str | None = None  # name of the environment variable holding the key (never the key itself)

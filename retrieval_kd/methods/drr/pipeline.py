@@ -128,34 +128,14 @@ class DRR:
         return queries, sorted(run.get("q", {}).items(), key=lambda kv: (-kv[1], kv[0]))[:k]
 
     def answer(self, dialogue: Dialogue, evidence: Mapping[str, str], n: int = 5) -> dict[str, Any]:
-        """Retrieve, then (when a reader is set) generate an answer from the top-n evidence texts."""
+        """Retrieve, then (with a `reader`: any object with `read(question, docs) -> str`, e.g. an LLM client) answer
+        from the top-n evidence texts."""
         queries, hits = self.search(dialogue)
         docs = [evidence[d] for d, _ in hits[:n] if d in evidence]
         text = self.reader.read(last_user(dialogue), docs) if self.reader is not None else None
         return {"queries": queries, "hits": hits, "answer": text}
 
 
-class Reader:
-    """Optional Read step: an OpenAI-compatible generator answers from the retrieved evidence (off by default)."""
-
-    PROMPT = ("Answer the user's question from the numbered documents; cite them as [n]. If they do not hold the "
-              "answer, say so.\n\nDocuments:\n{docs}\n\nQuestion: {question}")
-
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, max_tokens: int = 512,
-                 timeout: float = 120.0):
-        self.base_url, self.model, self.api_key = base_url.rstrip("/"), model, api_key
-        self.max_tokens, self.timeout = max_tokens, timeout
-
-    def read(self, question: str, docs: Sequence[str]) -> str:
-        import httpx
-
-        prompt = self.PROMPT.format(docs="\n".join(f"[{i + 1}] {d}" for i, d in enumerate(docs)), question=question)
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        r = httpx.post(f"{self.base_url}/chat/completions", headers=headers, timeout=self.timeout,
-                       json={"model": self.model, "messages": [{"role": "user", "content": prompt}],
-                             "max_tokens": self.max_tokens, "temperature": 0})
-        r.raise_for_status()
-        return r.json()["choices"][0]["message"].get("content") or ""
 
 
 def mean(values: Mapping[str, float] | Sequence[float]) -> float:

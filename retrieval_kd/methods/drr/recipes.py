@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from retrieval_kd.errors import ConfigError
-from retrieval_kd.methods.drr.config import LLMTeacherConfig, TeacherSource, TrainRewriterConfig
+from retrieval_kd.methods.drr.config import LLMTeacherConfig, TeacherSourceConfig, TrainRewriterConfig
 from retrieval_kd.teachers.queries import Example
 
 
-def collect_examples(sources: list[TeacherSource]) -> list[Example]:
+def collect_examples(sources: list[TeacherSourceConfig]) -> list[Example]:
     """Training examples from every source; a source with no usable example is an error naming it."""
     from retrieval_kd import datasets
     from retrieval_kd.teachers.queries import attach, examples_from_dataset, read_jsonl_queries, zh_dialogue_examples
@@ -38,7 +40,7 @@ def collect_examples(sources: list[TeacherSource]) -> list[Example]:
     return out
 
 
-def train_rewriter(cfg: TrainRewriterConfig, log=print) -> Path:
+def train_rewriter(cfg: TrainRewriterConfig, log: Callable[[str], Any] = print) -> Path:
     """Collect teacher examples and train the configured student; the resolved config is saved beside it."""
     from retrieval_kd.methods.drr.train import cjk_chars, init_tiny_seq2seq, train_seq2seq, train_tagger
 
@@ -53,21 +55,17 @@ def train_rewriter(cfg: TrainRewriterConfig, log=print) -> Path:
                        | {n for e in examples for n in e.get("names", [])})
         log(f"{len(names)} medicine names mined from the training dialogues are [MASK]ed")
     if cfg.student == "extractive":
-        return train_tagger(examples, cfg.out, base=cfg.base, epochs=p.epochs, batch_size=p.batch_size, lr=p.lr,
-                            max_length=p.max_length, add_cjk=p.add_cjk, seed=p.seed, mode=cfg.mode, boost=cfg.boost,
-                            keep=cfg.keep, carry=cfg.carry, unk_prob=p.unk_prob,
-                            entity_weight=p.entity_weight, names=names, device=p.device, config=cfg.model_dump(), log=log)
+        return train_tagger(cfg, examples, cfg.out, names=names, log=log)
     base = cfg.base
     if not base and cfg.tiny_seq2seq:
         extra = cjk_chars(examples) if p.add_cjk else []
         base = str(init_tiny_seq2seq(Path(cfg.out).with_name(Path(cfg.out).name + "-init"), extra_tokens=extra))
     if not base:
         raise ConfigError("student seq2seq needs `base` (a Hugging Face seq2seq folder) or tiny_seq2seq: true")
-    return train_seq2seq(examples, cfg.out, base, epochs=p.epochs, batch_size=p.batch_size, lr=p.lr,
-                         max_length=p.max_length, seed=p.seed, config=cfg.model_dump(), log=log)
+    return train_seq2seq(cfg, examples, base, cfg.out, log=log)
 
 
-def run_llm_teacher(cfg: LLMTeacherConfig, log=print) -> dict:
+def run_llm_teacher(cfg: LLMTeacherConfig, log: Callable[[str], Any] = print) -> dict:
     """Ask the LLM teacher for every dialogue of a dataset; writes queries JSONL + report.json; returns the report."""
     from retrieval_kd import datasets
     from retrieval_kd.teachers.llm import LLMTeacher

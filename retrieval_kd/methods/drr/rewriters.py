@@ -1,14 +1,14 @@
 """Query-rewriter students: extractive token tagger (MiniLM body), seq2seq (any HF folder), no-model baselines."""
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from retrieval_kd.artifacts import META, read_meta
 from retrieval_kd.errors import RKDError
 from retrieval_kd.methods.drr.tagging import (
     Corrector,
@@ -80,7 +80,7 @@ class ExtractiveRewriter(TaggerRewriter):
         from transformers import AutoModelForTokenClassification, AutoTokenizer
 
         self.path = Path(path)
-        meta = read_meta(self.path, TAGGER_KIND)
+        meta = read_meta(self.path, TAGGER_KIND, what="extractive rewriter")
         self.meta = meta
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         self.model = AutoModelForTokenClassification.from_pretrained(self.path).to(device).eval()
@@ -151,30 +151,6 @@ class Seq2SeqRewriter:
         return self.rewrite_batch([dialogue])[0]
 
 
-class FixedQueries:
-    """A teacher's queries looked up by dialogue id (upper-bound rows); falls back to the last utterance."""
-
-    name = "teacher"
-
-    def __init__(self, queries: Mapping[str, list[str]], append: bool = False):
-        self.queries, self.append = queries, append
-
-    def rewrite_id(self, qid: str, dialogue: Dialogue) -> list[str]:
-        qs = self.queries.get(qid) or []
-        if self.append:
-            return [f"{last_user(dialogue)} {' '.join(qs)}"]
-        return qs or [last_user(dialogue)]
-
-
-def read_meta(path: Path, kind: str) -> dict[str, Any]:
-    """The rewriter.json of a student folder, checking its kind."""
-    f = Path(path) / "rewriter.json"
-    if not f.exists():
-        raise RKDError(f"{f}: missing (not a trained {kind} folder)")
-    meta = json.loads(f.read_text(encoding="utf-8"))
-    if meta.get("kind") != kind:
-        raise RKDError(f"{f}: kind {meta.get('kind')!r} != {kind!r}")
-    return meta
 
 
 def load_rewriter(spec: str | Path, **kw: Any):
@@ -184,8 +160,8 @@ def load_rewriter(spec: str | Path, **kw: Any):
     if str(spec) == WholeDialogue.name:
         return WholeDialogue()
     path = Path(spec)
-    if (path / "rewriter.json").exists():
-        kind = json.loads((path / "rewriter.json").read_text(encoding="utf-8")).get("kind")
+    if (path / META).exists():
+        kind = read_meta(path).get("kind")
         if kind == TAGGER_KIND:
             return ExtractiveRewriter(path, **kw)
         if kind == SEQ2SEQ_KIND:

@@ -9,13 +9,12 @@ from typing import Any
 
 import numpy as np
 
+from retrieval_kd.text.cjk import CJK, IS_CJK
 from retrieval_kd.text.medicine_zh import ASPECT_WORDS, aliases
 from retrieval_kd.text.tokenize import STOPWORDS, stem
 
 SEP = " [SEP] "
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_TOKEN = re.compile(rf"[{_CJK}]|[^\W_]+", re.UNICODE)
-_IS_CJK = re.compile(rf"[{_CJK}]")
+_TOKEN = re.compile(rf"[{CJK}]|[^\W_]+", re.UNICODE)
 Dialogue = Sequence[Mapping[str, Any]]
 
 
@@ -99,12 +98,12 @@ def keep_mask(text: str, queries: Iterable[str], entities: Entities = ()) -> np.
     A masked entity is labelled as a whole: kept when its original text occurs in a teacher query.
     """
     qs = [q.lower() for q in queries]
-    stems = {stem(w) for q in qs for w in re.findall(r"[^\W_]+", q) if not _IS_CJK.search(w) and w not in STOPWORDS}
-    bigrams = {q[i : i + 2] for q in qs for i in range(len(q) - 1) if _IS_CJK.match(q[i]) and _IS_CJK.match(q[i + 1])}
+    stems = {stem(w) for q in qs for w in re.findall(r"[^\W_]+", q) if not IS_CJK.search(w) and w not in STOPWORDS}
+    bigrams = {q[i : i + 2] for q in qs for i in range(len(q) - 1) if IS_CJK.match(q[i]) and IS_CJK.match(q[i + 1])}
     mask = np.zeros(len(text), dtype=np.int8)
     low = text.lower()
     for s, e, u in _units(low):
-        if not _IS_CJK.match(u) and u not in STOPWORDS and stem(u) in stems:
+        if not IS_CJK.match(u) and u not in STOPWORDS and stem(u) in stems:
             mask[s:e] = 1
     for i in range(len(low) - 1):
         if low[i : i + 2] in bigrams:
@@ -154,7 +153,7 @@ def kept_terms(text: str, spans: Sequence[tuple[int, int]], cprobs: np.ndarray, 
                     terms.append(orig)
                 continue
             keep = float(cprobs[s:e].max()) >= threshold if e > s else False
-            if _IS_CJK.match(u):
+            if IS_CJK.match(u):
                 if keep:
                     run += u
                     continue
@@ -208,7 +207,7 @@ class Corrector:
 
     def correct(self, term: str) -> str:
         """The database spelling of a term, or the term itself when nothing close is known."""
-        if _IS_CJK.search(term):
+        if IS_CJK.search(term):
             return self._name(term)
         w = term.lower()
         if not self.words or w in self.words or len(w) < 5 or not w.isalpha():

@@ -1,30 +1,31 @@
 """Train rewriter students from teacher queries: the extractive tagger (token labels) and a seq2seq model."""
 from __future__ import annotations
 
-import json
+import itertools
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from retrieval_kd.artifacts import write_meta
 from retrieval_kd.errors import RKDError
+from retrieval_kd.methods.drr.config import TrainParamsConfig, TrainRewriterConfig
 from retrieval_kd.methods.drr.rewriters import FORMAT_VERSION, SEQ2SEQ_KIND, TAGGER_KIND
 from retrieval_kd.methods.drr.tagging import keep_mask, layout, token_labels
 from retrieval_kd.teachers.queries import Example
+from retrieval_kd.text.cjk import is_cjk
 from retrieval_kd.threads import set_threads
-from retrieval_kd.utils import atomic_dir, run_info
-
-_CJK_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF))
+from retrieval_kd.utils import atomic_dir, run_info, write_json
 
 
 def cjk_chars(examples: Sequence[Example], min_count: int = 2) -> list[str]:
     """CJK characters seen at least `min_count` times in the training dialogues (new tagger vocabulary)."""
     c = Counter(ch for e in examples for t in e["dialogue"] for ch in t["text"]
-                if any(lo <= ord(ch) <= hi for lo, hi in _CJK_RANGES))
+                if is_cjk(ch))
     return sorted(ch for ch, n in c.items() if n >= min_count)
 
 
@@ -98,73 +99,94 @@ def best_threshold(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]
     return best
 
 
-def train_tagger(examples: Sequence[Example], out: str | Path, base: str | Path | None = None, epochs: int = 1,
-                 batch_size: int = 16, lr: float = 5e-5, max_length: int = 128, add_cjk: bool = False,
-                 heldout: float = 0.1, seed: int = 0, mode: str = "append", boost: int = 2, keep: str = "terms",
-                 carry: bool = False, unk_prob: float = 0.0, entity_weight: float = 1.0, names: Sequence[str] = (),
-                 device: str | None = None, config: dict | None = None, log=print) -> Path:
-    """Fine-tune MiniLM (or `base`) as a token tagger on teacher-query labels; saves an HF folder + rewriter.json."""
+def train_tagger(cfg: TrainRewriterConfig, examples: Sequence[Example], out: str | Path | None = None,
+                 names: Sequence[str] = (), log: Callable[[str], Any] = print) -> Path:
+    """Fine-tune MiniLM (or `cfg.base`) as a token tagger on teacher-query labels; saves an HF folder + meta.json.
+
+    `names`: medicine names [MASK]ed in the dialogues (see `encode`); `out`: the folder (default `cfg.out`).
+    """
     import torch
+
+    p = cfg.train
+    set_threads()
+    torch.manual_seed(p.seed)
+    device = p.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if len(examples) < 10:
+        raise RKDError(f"need at least 10 training examples with teacher queries, got {len(examples)}")
+    base_path, tok, model, added = _tagger_model(cfg.base, examples, p.add_cjk, device)
+    rng = random.Random(p.seed)
+    ex = list(examples)
+    rng.shuffle(ex)
+    n_dev = max(1, int(len(ex) * p.heldout))
+    dev, train = encode(tok, ex[:n_dev], p.max_length, names), encode(tok, ex[n_dev:], p.max_length, names)
+    t0 = time.perf_counter()
+    pos_weight, steps = _fit_tagger(model, tok, train, p, device, rng, log)
+    model.eval()
+    by_entity = cfg.keep == "entities" and bool(names)  # only entities are emitted: choose their threshold on them
+    thr, f1 = best_threshold(*_scores(model, dev, p.batch_size, tok.pad_token_id, device, by_entity))
+    model.to("cpu")
+    log(f"held-out {'entity ' if by_entity else ''}token F1 {f1:.3f} at threshold {thr}")
+    meta = {"base": str(base_path), "threshold": thr, "mode": cfg.mode, "boost": cfg.boost, "keep": cfg.keep,
+            "carry": cfg.carry, "max_length": p.max_length, "added_cjk_tokens": added, "train_examples": len(train),
+            "heldout_examples": len(dev), "heldout_token_f1": round(f1, 4),
+            "threshold_on": "entities" if by_entity else "tokens", "pos_weight": round(pos_weight, 3),
+            "unk_prob": p.unk_prob, "entity_weight": p.entity_weight, "entity_mask": bool(names),
+            "entity_names": len(names), "steps": steps, "device": device,
+            "train_seconds": round(time.perf_counter() - t0, 1)}
+    return _save_rewriter(out or cfg.out, model, tok, TAGGER_KIND, meta, cfg.model_dump())
+
+
+def _tagger_model(base: str | Path | None, examples: Sequence[Example], add_cjk: bool, device: str):
+    """(base path, tokenizer (+ the data's CJK characters), one-logit token-classification model on `device`,
+    number of added tokens)."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     from retrieval_kd.teachers.dense import resolve_model_path
 
-    set_threads()
-    torch.manual_seed(seed)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if len(examples) < 10:
-        raise RKDError(f"need at least 10 training examples with teacher queries, got {len(examples)}")
     base_path = resolve_model_path(base)
     tok = AutoTokenizer.from_pretrained(base_path)
     added = tok.add_tokens(cjk_chars(examples)) if add_cjk else 0
     model = AutoModelForTokenClassification.from_pretrained(base_path, num_labels=1)
     if added:
         model.resize_token_embeddings(len(tok), mean_resizing=True)
-    model.to(device)
-    rng = random.Random(seed)
-    ex = list(examples)
-    rng.shuffle(ex)
-    n_dev = max(1, int(len(ex) * heldout))
-    dev, train = encode(tok, ex[:n_dev], max_length, names), encode(tok, ex[n_dev:], max_length, names)
+    return base_path, tok, model.to(device), added
+
+
+def _fit_tagger(model: Any, tok: Any, train: list, p: TrainParamsConfig, device: str, rng: random.Random,
+                log: Callable[[str], Any]) -> tuple[float, int]:
+    """Train the tagger with the weighted BCE of `retrieval_kd.losses`; returns (pos_weight, steps)."""
+    import torch
+
+    from retrieval_kd.losses import get_loss
+    from retrieval_kd.training import TrainLoop, make_scheduler
+
     pos = sum(int(v == 1) for _, y, _ in train for v in y)
     neg = sum(int(v == 0) for _, y, _ in train for v in y)
-    pos_weight = torch.tensor(min(neg / max(pos, 1), 10.0))
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(device), reduction="none")
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    steps = epochs * ((len(train) + batch_size - 1) // batch_size)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, steps // 10))
-                                              * max(0.0, 1 - s / max(steps, 1)))
-    t0, step = time.perf_counter(), 0
+    pos_weight = torch.tensor(min(neg / max(pos, 1), 10.0)).to(device)
+    bce = get_loss("weighted_bce")
+    opt = torch.optim.AdamW(model.parameters(), lr=p.lr, weight_decay=0.01)
+    per_epoch = (len(train) + p.batch_size - 1) // p.batch_size
+    steps = p.epochs * per_epoch
+    batches = itertools.chain.from_iterable(
+        _batches(train, p.batch_size, rng, tok.pad_token_id, tok.unk_token_id, p.unk_prob, tok.mask_token_id)
+        for _ in range(p.epochs))
+
+    def step_loss(step: int):
+        """Weighted BCE of the next batch."""
+        ids, mask, lab, ent = (x.to(device) for x in next(batches))
+        wts = 1.0 + (p.entity_weight - 1.0) * ent.float()
+        return bce(model(input_ids=ids, attention_mask=mask).logits[..., 0], lab, wts, pos_weight), {}
+
+    def show(rec: dict) -> None:
+        """One progress line per log record."""
+        log(f"epoch {(rec['step'] - 1) // max(per_epoch, 1) + 1} step {rec['step']}/{steps} loss {rec['loss']:.4f} "
+            f"({rec['seconds']:.0f}s)")
+
+    loop = TrainLoop(opt, make_scheduler(opt, "linear", steps // 10, steps), steps, clip_norm=1.0, log_every=50,
+                     progress=False, hooks=[show])
     model.train()
-    for ep in range(epochs):
-        for ids, mask, lab, ent in _batches(train, batch_size, rng, tok.pad_token_id, tok.unk_token_id, unk_prob,
-                                            tok.mask_token_id):
-            ids, mask, lab = ids.to(device), mask.to(device), lab.to(device)
-            wts = 1.0 + (entity_weight - 1.0) * ent.to(device).float()
-            logits = model(input_ids=ids, attention_mask=mask).logits[..., 0]
-            on = lab != -100
-            loss = (loss_fn(logits[on], lab[on].float()) * wts[on]).sum() / wts[on].sum()
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            step += 1
-            if step % 50 == 0 or step == steps:
-                log(f"epoch {ep + 1} step {step}/{steps} loss {loss.item():.4f} ({time.perf_counter() - t0:.0f}s)")
-    model.eval()
-    by_entity = keep == "entities" and bool(names)  # only entities are emitted: choose their threshold on them
-    thr, f1 = best_threshold(*_scores(model, dev, batch_size, tok.pad_token_id, device, by_entity))
-    model.to("cpu")
-    log(f"held-out {'entity ' if by_entity else ''}token F1 {f1:.3f} at threshold {thr}")
-    meta = {"kind": TAGGER_KIND, "format_version": FORMAT_VERSION, "base": str(base_path), "threshold": thr,
-            "mode": mode, "boost": boost, "keep": keep, "carry": carry, "max_length": max_length,
-            "added_cjk_tokens": added, "train_examples": len(train), "heldout_examples": len(dev),
-            "heldout_token_f1": round(f1, 4), "threshold_on": "entities" if by_entity else "tokens",
-            "pos_weight": round(float(pos_weight), 3), "unk_prob": unk_prob, "entity_weight": entity_weight,
-            "entity_mask": bool(names), "entity_names": len(names), "steps": steps, "device": device,
-            "train_seconds": round(time.perf_counter() - t0, 1)}
-    return _save_rewriter(out, model, tok, meta, config)
+    loop.run(step_loss)
+    return float(pos_weight), steps
 
 
 def init_tiny_seq2seq(out: str | Path, tokenizer: str | Path | None = None, extra_tokens: Sequence[str] = (),
@@ -192,49 +214,57 @@ def init_tiny_seq2seq(out: str | Path, tokenizer: str | Path | None = None, extr
     return Path(out)
 
 
-def train_seq2seq(examples: Sequence[Example], out: str | Path, model_path: str | Path, epochs: int = 1,
-                  batch_size: int = 8, lr: float = 3e-4, max_length: int = 256, seed: int = 0,
-                  config: dict | None = None, log=print) -> Path:
+def train_seq2seq(cfg: TrainRewriterConfig, examples: Sequence[Example], model_path: str | Path,
+                  out: str | Path | None = None, log: Callable[[str], Any] = print) -> Path:
     """Teacher-forced fine-tuning of any HF seq2seq folder to emit 'query ; query' from the dialogue."""
     import torch
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+    from retrieval_kd.training import TrainLoop, make_scheduler
+
+    p = cfg.train
     set_threads()
-    torch.manual_seed(seed)
+    torch.manual_seed(p.seed)
     tok = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForSeq2SeqLM.from_pretrained(model_path)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
-    rng = random.Random(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=p.lr)
+    rng = random.Random(p.seed)
     ex = list(examples)
-    t0, step = time.perf_counter(), 0
+    steps = p.epochs * ((len(ex) + p.batch_size - 1) // p.batch_size)
+    batches = _seq2seq_batches(ex, p.batch_size, p.epochs, rng)
+
+    def step_loss(step: int):
+        """Teacher-forced cross-entropy of the next batch."""
+        chunk = next(batches)
+        enc = tok([layout(e["dialogue"])[0] for e in chunk], truncation=True, max_length=p.max_length,
+                  padding=True, return_tensors="pt", return_token_type_ids=False)
+        tgt = tok(text_target=[" ; ".join(e["queries"]) for e in chunk], truncation=True, max_length=64,
+                  padding=True, return_tensors="pt")["input_ids"]
+        tgt[tgt == tok.pad_token_id] = -100
+        return model(**enc, labels=tgt).loss, {}
+
+    loop = TrainLoop(opt, make_scheduler(opt, "constant", 0, steps), steps, log_every=50, progress=False,
+                     hooks=[lambda r: log(f"step {r['step']} loss {r['loss']:.4f} ({r['seconds']:.0f}s)")])
     model.train()
+    result = loop.run(step_loss)
+    meta: dict[str, Any] = {"base": str(model_path), "train_examples": len(ex), "steps": result["steps"],
+                            "train_seconds": round(result["seconds"], 1)}
+    return _save_rewriter(out or cfg.out, model, tok, SEQ2SEQ_KIND, meta, cfg.model_dump())
+
+
+def _seq2seq_batches(ex: list[Example], batch_size: int, epochs: int, rng: random.Random):
+    """Batches of examples, the list reshuffled in place at the start of each epoch."""
     for _ in range(epochs):
         rng.shuffle(ex)
         for s in range(0, len(ex), batch_size):
-            chunk = ex[s : s + batch_size]
-            enc = tok([layout(e["dialogue"])[0] for e in chunk], truncation=True, max_length=max_length,
-                      padding=True, return_tensors="pt", return_token_type_ids=False)
-            tgt = tok(text_target=[" ; ".join(e["queries"]) for e in chunk], truncation=True, max_length=64,
-                      padding=True, return_tensors="pt")["input_ids"]
-            tgt[tgt == tok.pad_token_id] = -100
-            loss = model(**enc, labels=tgt).loss
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            step += 1
-            if step % 50 == 0:
-                log(f"step {step} loss {loss.item():.4f} ({time.perf_counter() - t0:.0f}s)")
-    meta: dict[str, Any] = {"kind": SEQ2SEQ_KIND, "format_version": FORMAT_VERSION, "base": str(model_path),
-                            "train_examples": len(ex), "steps": step,
-                            "train_seconds": round(time.perf_counter() - t0, 1)}
-    return _save_rewriter(out, model, tok, meta, config)
+            yield ex[s : s + batch_size]
 
 
-def _save_rewriter(out: str | Path, model: Any, tok: Any, meta: dict[str, Any], config: Any) -> Path:
-    """Model, tokenizer, rewriter.json and run_info.json, written to a temp folder then renamed."""
+def _save_rewriter(out: str | Path, model: Any, tok: Any, kind: str, meta: dict[str, Any], config: Any) -> Path:
+    """Model, tokenizer, meta.json (`kind`, format version, how it was trained) and run_info.json, atomically."""
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        (tmp / "rewriter.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        (tmp / "run_info.json").write_text(json.dumps(run_info(config), indent=2, default=str) + "\n")
+        write_meta(tmp, kind, FORMAT_VERSION, **meta)
+        write_json(tmp / "run_info.json", run_info(config))
     return Path(out)

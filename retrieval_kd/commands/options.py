@@ -1,0 +1,36 @@
+"""Helpers shared by command modules: comma-separated option values and the command line of a run."""
+from __future__ import annotations
+
+import shlex
+
+import typer
+
+
+def split_list(text: str, sep: str = ",") -> list[str]:
+    """'a, b,,c' -> ['a', 'b', 'c'] (items stripped, empty ones dropped)."""
+    return [item.strip() for item in text.split(sep) if item.strip()]
+
+
+def split_ints(text: str) -> list[int]:
+    """'8,16' -> [8, 16]; '' -> []."""
+    return [int(item) for item in split_list(text)]
+
+
+def command_line(ctx: typer.Context) -> str:
+    """The running command with the options given on its command line (recorded next to a run's results)."""
+    parts: list[str] = []
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if source is None or source.name != "COMMANDLINE":
+            continue
+        value, opt, is_option = ctx.params[param.name], param.opts[0], param.param_type_name == "option"
+        if is_option and getattr(param, "is_flag", False):
+            parts += [opt] if value else param.secondary_opts[:1]
+        elif is_option and param.multiple:
+            for item in value:
+                parts += [opt, str(item)]
+        elif is_option:
+            parts += [opt, str(value)]
+        else:
+            parts.append(str(value))
+    return " ".join([ctx.command_path, *(shlex.quote(p) for p in parts)])
