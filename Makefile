@@ -5,7 +5,6 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
-export RKD_THREADS ?= 1
 
 .PHONY: demo test test-all bench lint sparse clean-venv
 

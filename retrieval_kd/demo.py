@@ -43,17 +43,22 @@ def _distill_vq_rows(p: Prepared, out: Path, nprobe: int) -> tuple[list[dict], P
     from retrieval_kd.methods.distill_vq.trainer import DistillVQ
     from retrieval_kd.paths import REPO_DIR
 
-    cfg = REPO_DIR / "configs" / "vq_cacm_8b.yaml"
+    cfg = REPO_DIR / "configs" / "vq_8b.yaml"
     sets = [f"output_dir={out / 'vq-work'}", f"index.nprobe={nprobe}", "train.progress=true"]
     vq = DistillVQ.from_config(cfg, sets) if cfg.exists() else DistillVQ({"dataset": "cacm", **_flat(sets)})
-    typer.echo(f"[3/4] Distill-VQ ({vq.config.index.factory}, loss {vq.config.loss.name}, "
-               f"{vq.config.train.steps} steps on pseudo-queries; real queries held out)")
+    typer.echo(f"[3/4] Distill-VQ ({vq.config.index.factory}, loss {vq.config.loss.name}, trained on pseudo-queries, "
+               "early-stopped on held-out ones; real queries held out)")
     start = FaissIndex.load(out / "indexes" / "cacm" / vq.config.index.factory.replace(",", "_"))
     vq.fit(p.ds, start=start)
     dest = vq.save(out / "distill-vq-8b")
     run = vq.index.search_run(p.qids, p.q_emb, 100, nprobe)
     t = vq.timings
-    typer.echo(f"      trained in {t['train_s']:.0f} s; whole run {t['run_s']:.0f} s without teacher encoding")
+    val = vq.result.get("validation") or {}
+    if val:
+        typer.echo(f"      held-out pseudo-queries TR@10: start {val['start_tr10']:.3f} -> best {val['best_tr10']:.3f} "
+                   f"at step {val['best_step']} of {vq.result['steps']}" + (" (the start is kept)" if val["kept_start"]
+                                                                           else ""))
+    typer.echo(f"      trained in {t['train_s']:.0f} s; whole run {t['run_s']:.0f} s without teacher document encoding")
     row = score_run(p, run, f"Distill-VQ {vq.index.factory} np={nprobe}", bytes=vq.index.bytes_per_vector,
                     ms_q=ms_per_query(vq.index, p.q_emb, 100, nprobe), build_s=t["run_s"])
     return [row], dest

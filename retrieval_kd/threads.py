@@ -5,9 +5,17 @@ import contextlib
 import os
 
 
+def default_threads() -> int:
+    """$RKD_THREADS when set, else every core this process may use."""
+    from retrieval_kd.utils import machine_cores
+
+    env = os.environ.get("RKD_THREADS")
+    return int(env) if env else machine_cores()
+
+
 def set_threads(n: int | None = None) -> int:
-    """Set torch and faiss intra-op threads (default $RKD_THREADS or 1: fastest on this 2-vCPU box)."""
-    n = int(n or os.environ.get("RKD_THREADS", 1))
+    """Set torch and faiss intra-op threads to `n` (default: `default_threads()`); returns the number set."""
+    n = int(n or default_threads())
     with contextlib.suppress(ImportError):
         import faiss
 

@@ -129,10 +129,12 @@ class TrainLoop:
 
     def __init__(self, optimizer: Any, scheduler: Any, total_steps: int, *, clip_norm: float | None = None,
                  log_every: int = 1, progress: bool = True, desc: str = "train", log_file: Path | None = None,
-                 hooks: Sequence[Callable[[dict[str, Any]], None]] = (), checkpoint: Checkpoint | None = None):
+                 hooks: Sequence[Callable[[dict[str, Any]], None]] = (), checkpoint: Checkpoint | None = None,
+                 after_step: Callable[[int, int], bool] | None = None):
         self.optimizer, self.scheduler, self.total_steps = optimizer, scheduler, int(total_steps)
         self.clip_norm, self.log_every, self.progress, self.desc = clip_norm, max(1, int(log_every)), progress, desc
         self.log_file, self.hooks, self.checkpoint = log_file, list(hooks), checkpoint
+        self.after_step = after_step  # (steps done, last step of the run) -> True to stop here (early stopping)
         self._params = [p for g in optimizer.param_groups for p in g["params"]]
 
     def resume(self) -> int:
@@ -149,26 +151,33 @@ class TrainLoop:
         self.scheduler.step()
 
     def run(self, step_loss: StepLoss, start: int = 0, stop_after: int | None = None) -> dict[str, Any]:
-        """Train steps start..end; returns steps, total_steps, seconds, the last log record and finished."""
+        """Train steps start..end (`after_step` may stop earlier); returns steps, total_steps, seconds, the last
+        log record, finished and stopped_early. Denormal floats are flushed to zero while it runs."""
         end = self.total_steps if stop_after is None else min(self.total_steps, int(stop_after))
         log = open_log(self.log_file, start) if self.log_file is not None else None
-        t0, acc, last = time.perf_counter(), [], {}
+        t0, acc, last, done, stopped = time.perf_counter(), [], {}, start, False
+        torch.set_flush_denormal(True)  # the soft-assignment softmax at small tau fills the backward with them
         try:
             for step in progress_bar(range(start, end), initial=start, total=self.total_steps, desc=self.desc,
-                                 disable=not self.progress, unit="step"):
+                                     disable=not self.progress, unit="step"):
                 loss, parts = step_loss(step)
                 self.step(loss)
                 acc.append({"loss": loss.item(), **parts})
                 done = step + 1
-                if done % self.log_every == 0 or done == end:
+                stopped = bool(self.after_step is not None and self.after_step(done, end)) and done < end
+                if done % self.log_every == 0 or done == end or stopped:
                     last, acc = self._record(done, acc, t0, log), []
-                if self.checkpoint is not None and self.checkpoint.due(done, end):
+                if self.checkpoint is not None and (self.checkpoint.due(done, end) or stopped):
                     self.checkpoint.save(done, self.optimizer, self.scheduler)
+                if stopped:
+                    break
         finally:
+            torch.set_flush_denormal(False)
             if log is not None:
                 log.close()
-        return {"steps": end, "total_steps": self.total_steps, "seconds": time.perf_counter() - t0, "last": last,
-                "finished": end == self.total_steps}
+        return {"steps": done if stopped else end, "total_steps": self.total_steps,
+                "seconds": time.perf_counter() - t0, "last": last, "finished": stopped or end == self.total_steps,
+                "stopped_early": stopped}
 
     def _record(self, done: int, acc: list[dict[str, Any]], t0: float, log: Any) -> dict[str, Any]:
         """The log record of the steps in `acc`, written to the log file and handed to the hooks."""

@@ -109,3 +109,11 @@ def run_info(config: Any = None) -> dict[str, Any]:
         except md.PackageNotFoundError:
             pass
     return {"config": config, "versions": versions, "git_commit": git_commit(), "python": platform.python_version()}
+
+
+def machine_cores() -> int:
+    """CPU cores this process may run on (its affinity mask; os.cpu_count() where that is unknown)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)

@@ -47,7 +47,8 @@ def test_dict_config_errors_are_config_errors():
 
 
 def test_shipped_configs_validate():
-    assert len(CONFIGS) >= 10
+    # one recipe per code size serves every collection (its schedule scales with the collection size)
+    assert {p.name for p in CONFIGS} >= {"vq_8b.yaml", "vq_16b.yaml"}
     for path in CONFIGS:
         cfg = load_config(path, VQConfig)
         assert cfg.output_dir and cfg.dataset in {"cacm", "med", "cisi", "cranfield", "cf"}

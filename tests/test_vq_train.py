@@ -47,7 +47,7 @@ def small(**sections) -> dict:
            "index": {"factory": "OPQ8,IVF16,PQ8x8np", "nprobe": 4},
            "queries": {"pseudo_per_doc": 2},
            "candidates": {"top_k": 50},
-           "train": {"steps": 12, "batch_size": 32, "progress": False}}
+           "train": {"steps": 12, "batch_size": 32, "progress": False, "validation": False}}
     for k, v in sections.items():
         cfg[k] = {**cfg.get(k, {}), **v} if isinstance(v, dict) else v
     return cfg
@@ -211,3 +211,43 @@ def test_train_loop_logs_clips_checkpoints_and_resumes_bit_for_bit(tmp_path):
     want = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [2, 4, 5, 6, 8, 10]  # stop_after=5 logged its last step
     assert [r["loss"] for r in lines if r["step"] != 5][-2:] == [r["loss"] for r in want][-2:]
+
+
+def test_validation_keeps_the_start_when_training_cannot_beat_it(cacm_slice, start):
+    # a learning rate that wrecks the codebooks: no trained state beats the faiss start on held-out pseudo-queries
+    vq = DistillVQ(small(optim={"lr_codebooks": 5.0}, train={"steps": 20, "validation": True, "eval_every": 5,
+                                                             "patience": 10})).fit(cacm_slice, start=start)
+    val = vq.result["validation"]
+    assert val["kept_start"] and val["best_step"] == 0 and val["history"][0][0] == 0
+    assert [s for s, _ in val["history"]] == [0, 5, 10, 15, 20]
+    assert all(tr < val["start_tr10"] for _, tr in val["history"][1:])
+    assert vq.index.index is vq.start_index.index and vq.index.meta["kept_start"]
+    assert vq.split["validation_pseudo_queries"] == 160  # 10% of 1,600 pseudo-queries
+
+
+def test_validation_keeps_the_best_state_and_stops_early(cacm_slice, start):
+    from retrieval_kd.methods.distill_vq.loop import ValData, teacher_recall_at_10
+
+    vq = DistillVQ(small(index={"factory": "OPQ8,IVF16,PQ8x8np", "nprobe": 16}, candidates={"top_k": 100},
+                         train={"steps": 400, "validation": True, "eval_every": 10, "patience": 2}))
+    vq.fit(cacm_slice, start=start)
+    val, out = vq.result["validation"], vq.result
+    assert out["stopped_early"] and out["steps"] < 400 and out["steps"] == val["history"][-1][0]
+    best = max(tr for _, tr in val["history"])
+    assert abs(val["best_tr10"] - best) < 1e-4 and dict(map(tuple, val["history"]))[val["best_step"]] == best
+    # the index kept is the best state's: re-measured on the same held-out pseudo-queries it gives best_tr10
+    assert teacher_recall_at_10(vq.index.index, vq.val_data, 16) == val["best_tr10"]
+    assert isinstance(vq.val_data, ValData) and len(vq.val_data.q_emb) == 160
+
+
+def test_pseudo_queries_follow_the_real_query_lengths():
+    from retrieval_kd.methods.distill_vq.queries import pseudo_count, pseudo_queries, query_lengths
+
+    docs = [" ".join(f"w{i}_{j}" for j in range(200)) for i in range(50)]
+    lengths = query_lengths([" ".join(["x"] * n) for n in (5, 5, 9, 9, 9, 40, 40, 40, 40, 40)])
+    qs, src = pseudo_queries(docs, 20, seed=3, lengths=lengths)
+    counts = [len(q.split()) for q in qs]
+    assert set(counts) == {5, 9, 40} and len(qs) == 1000 and src.max() == 49
+    assert 0.3 < counts.count(40) / len(counts) < 0.7  # drawn in proportion (half the real queries are 40 words)
+    assert query_lengths(["a b c"] * 9) is None  # fewer than 10 real queries: the uniform default applies
+    assert pseudo_count(3204) == 6.0 and pseudo_count(1_000_000) == 0.1 and pseudo_count(10, budget=25) == 2.5

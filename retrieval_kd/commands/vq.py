@@ -1,16 +1,16 @@
-"""Distill-VQ commands: `rkd train vq --config ... [--set k=v] [--resume]` (bench vq: commands/bench.py)."""
+"""Distill-VQ commands: `rkd train vq --config ... [--set k=v] [--resume]`, `rkd bench cost-curve` (bench vq: bench.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
 
-from retrieval_kd.cli import train_app
+from retrieval_kd.cli import bench_app, train_app
 
 
 @train_app.command("vq")
 def train_vq(
-    config: Path = typer.Option(..., "--config", "-c", help="YAML config, e.g. configs/vq_cacm_8b.yaml"),
+    config: Path = typer.Option(..., "--config", "-c", help="YAML config, e.g. configs/vq_8b.yaml"),
     set_: list[str] | None = typer.Option(None, "--set", help="override a field: --set train.steps=100"),
     resume: bool = typer.Option(False, "--resume", help="continue from output_dir/checkpoints/last.pt"),
     stop_after: int | None = typer.Option(None, help="stop (with a checkpoint) after this many steps"),
@@ -39,3 +39,25 @@ def train_vq(
     if evaluate and vq.split["eval_qids"]:
         typer.echo(format_table(trained_rows(vq, ds), COLUMNS))
 
+
+
+@bench_app.command("cost-curve")
+def bench_cost_curve(
+    sizes: str = typer.Option("10000,100000,1000000", help="comma-separated collection sizes N"),
+    dim: int = typer.Option(384, help="vector dimension"),
+    m: int = typer.Option(8, help="PQ sub-vectors = bytes per vector (OPQm,IVF√N,PQmx8)"),
+    queries: int = typer.Option(50_000, help="training queries (noisy copies of random documents)"),
+    steps: int = typer.Option(50, help="training steps timed at each size"),
+    batch: int = typer.Option(64, help="training queries per step"),
+    top_k: int = typer.Option(200, help="teacher top-K candidates per training query"),
+    train_size: int = typer.Option(50_000, help="documents the faiss start is trained on"),
+    nprobe: int = typer.Option(32, help="IVF lists searched for the teacher-recall check"),
+    seed: int = typer.Option(0, help="seed of the data, the faiss start and the loop"),
+    out: str = typer.Option("runs/bench_cost", help="folder for table.md, results.json and cost_curve.png"),
+    threads: int | None = typer.Option(None, help="torch/faiss threads (default: retrieval_kd.threads.set_threads)"),
+) -> None:
+    """Seconds (teacher top-K, faiss start, per step, export) and peak RSS vs N on synthetic 384-d vectors."""
+    from retrieval_kd.bench.cost_curve import run_cost_curve
+    from retrieval_kd.commands.options import split_ints
+
+    run_cost_curve(split_ints(sizes), dim, m, queries, steps, batch, nprobe, out, threads, top_k, train_size, seed)

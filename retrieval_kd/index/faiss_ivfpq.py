@@ -50,8 +50,12 @@ class FaissIndex:
         seed: int = 0,
         train_size: int | None = None,
         meta: dict | None = None,
+        opq_iterations: int | None = None,
     ) -> FaissIndex:
-        """Train (on all or `train_size` vectors) and fill an index from a faiss factory string."""
+        """Train (on all or `train_size` vectors) and fill an index from a faiss factory string.
+
+        `opq_iterations`: alternations of an OPQ rotation's training (faiss's default, 50, when None).
+        """
         import faiss
 
         if metric not in METRICS:
@@ -65,6 +69,9 @@ class FaissIndex:
         except RuntimeError as e:
             raise RKDError(f"faiss cannot build factory string {factory!r}: {str(e).splitlines()[-1]}") from None
         keep = _seed_index(index, seed)
+        for opq, _pq in keep:
+            if opq_iterations:
+                opq.niter = int(opq_iterations)
         t0 = time.perf_counter()
         if not index.is_trained:
             rng = np.random.default_rng(seed)
@@ -74,7 +81,9 @@ class FaissIndex:
             opq.pq = None  # the training PQ was ours; do not leave faiss a pointer to it
         train_s = time.perf_counter() - t0
         index.add(x)
-        info = {"train_seconds": round(train_s, 3), "seed": seed, "n_docs": len(x), "dim": x.shape[1]}
+        info = {"train_seconds": round(train_s, 3), "seed": seed, "n_docs": len(x), "dim": x.shape[1],
+                **({"opq_iterations": int(opq_iterations)} if opq_iterations and keep else {}),
+                **({"train_size": int(train_size)} if train_size and train_size < len(x) else {})}
         return cls(index, docids, factory, metric, {**info, **(meta or {})})
 
     # ---- searching ----
@@ -88,19 +97,7 @@ class FaissIndex:
 
     def search(self, queries: np.ndarray, k: int, nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores [n,k] float32, row indices [n,k] int64; -1 where fewer than k are found)."""
-        import faiss
-
-        q = np.ascontiguousarray(queries, dtype=np.float32)
-        if q.ndim == 1:
-            q = q[None]
-        k = int(min(k, self.index.ntotal))
-        if nprobe is not None and faiss.try_extract_index_ivf(self.index) is not None:
-            params = faiss.SearchParametersIVF(nprobe=int(nprobe))
-            # Preprocessing (OPQ) wrappers take the params of their sub-index.
-            if isinstance(self.index, faiss.IndexPreTransform):
-                params = faiss.SearchParametersPreTransform(index_params=params)
-            return self.index.search(q, k, params=params)
-        return self.index.search(q, k)
+        return search_index(self.index, queries, k, nprobe)
 
     def search_run(
         self, qids: Sequence[str], queries: np.ndarray, k: int, nprobe: int | None = None
@@ -152,6 +149,22 @@ class FaissIndex:
         if len(docids) != index.ntotal:
             raise BundleError(f"{src / 'docids.txt'}: {len(docids)} ids for {index.ntotal} vectors")
         return cls(index, docids, meta.get("factory", "?"), meta.get("metric", "ip"), meta)
+
+
+def search_index(index: Any, queries: np.ndarray, k: int, nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of a raw faiss index, with `nprobe` passed to its IVF layer (also below an OPQ pre-transform)."""
+    import faiss
+
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    if q.ndim == 1:
+        q = q[None]
+    k = int(min(k, index.ntotal))
+    if nprobe is not None and faiss.try_extract_index_ivf(index) is not None:
+        params = faiss.SearchParametersIVF(nprobe=int(nprobe))
+        if isinstance(index, faiss.IndexPreTransform):  # preprocessing wrappers take their sub-index's params
+            params = faiss.SearchParametersPreTransform(index_params=params)
+        return index.search(q, k, params=params)
+    return index.search(q, k)
 
 
 def to_run(qids: Sequence[str], scores: np.ndarray, idx: np.ndarray, docids: Sequence[str]) -> dict[str, dict[str, float]]:

@@ -24,7 +24,8 @@ class IndexConfig(StrictModel):
 
     factory: str = "OPQ8,IVFn,PQ8x8np"  # IVFn -> IVF√N; the start index and the deployed one
     nprobe: int = Field(16, ge=1)
-    train_size: int | None = Field(None, ge=1)
+    train_size: int | None = Field(100_000, ge=1)  # the faiss start trains on a sample this large (None: all)
+    opq_iterations: int = Field(25, ge=1)  # faiss OPQ alternations (faiss's default 50 gave the same start)
 
     @field_validator("factory")
     @classmethod
@@ -69,9 +70,13 @@ class CandidatesConfig(StrictModel):
 class QueriesConfig(StrictModel):
     """Training queries: pseudo-queries (document spans) and optionally some real ones."""
 
-    pseudo_per_doc: float = Field(6.0, ge=0)  # random spans per document
-    min_words: int = Field(8, ge=1)
-    max_words: int = Field(20, ge=1)
+    budget: int | None = Field(None, ge=0)  # pseudo-queries in all; None: 6 per document, at most 100,000
+    pseudo_per_doc: float | None = Field(None, ge=0)  # spans per document instead of a budget
+    # span lengths: "auto" draws them from the real queries' word counts (their texts only, never their labels)
+    # when the dataset has at least 10 queries, else uniformly from min_words..max_words ("range" always does)
+    lengths: Literal["auto", "range"] = "auto"
+    min_words: int = Field(4, ge=1)
+    max_words: int = Field(32, ge=1)
     real_train_fraction: float = Field(0.0, ge=0, le=1)  # hash-chosen real queries (text only) that join training
     use_labels: bool = False  # their qrels positives join the candidates and the labels
 
@@ -106,11 +111,18 @@ class OptimConfig(StrictModel):
 
 
 class TrainConfig(StrictModel):
-    """Steps, batch size, checkpoints and the progress bar."""
+    """Steps, batch size, validation on held-out pseudo-queries, checkpoints and the progress bar."""
 
-    epochs: int = Field(1, ge=1)
+    epochs: int = Field(1, ge=1)  # passes over the training queries (whose number scales with the collection)
     steps: int | None = Field(None, ge=1)  # overrides epochs
     batch_size: int = Field(64, ge=1)
+    # validation: teacher-recall@10 of the exported index (at index.nprobe) on held-out pseudo-queries, the faiss
+    # start being step 0; the best state is kept (the start itself when no step beats it); stop after `patience`
+    # evaluations without a better one
+    validation: bool = True
+    val_queries: int = Field(500, ge=10)  # held-out pseudo-queries (at most 10% of them)
+    eval_every: int | None = Field(None, ge=1)  # None: about 10 evaluations per run, at least 10 steps apart
+    patience: int = Field(3, ge=1)
     checkpoint_every: int = Field(0, ge=0)  # 0: only at the end
     progress: bool = True
 

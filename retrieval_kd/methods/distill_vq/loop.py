@@ -129,6 +129,60 @@ class QueryTower:
         return enc.embed(**tok).float()
 
 
+@dataclass
+class ValData:
+    """Held-out pseudo-queries: their teacher embeddings and the teacher's exact top-10 over every document."""
+
+    q_emb: np.ndarray  # [V, d] float32
+    top10: np.ndarray  # [V, 10] document rows
+
+
+def teacher_recall_at_10(index: Any, val: ValData, nprobe: int | None) -> float:
+    """Mean share of the teacher's top-10 that a raw faiss index returns in its top-10 (at `nprobe`)."""
+    from retrieval_kd.index.faiss_ivfpq import search_index
+
+    _, got = search_index(index, val.q_emb, 10, nprobe)
+    hits = [len(set(g[g >= 0].tolist()) & set(t.tolist())) for g, t in zip(got, val.top10)]
+    return float(np.mean(hits)) / val.top10.shape[1] if hits else 0.0
+
+
+class Validator:
+    """Early stopping on held-out pseudo-queries: TR@10 of the exported index every `every` steps (the faiss start
+    is step 0); keeps the best state in `state["val"]` (checkpointed with the run) and says when to stop."""
+
+    def __init__(self, student: VQStudent, data: TrainData, val: ValData, cfg: VQConfig, start_index: Any,
+                 state: dict, total: int):
+        self.student, self.data, self.val, self.cfg, self.state = student, data, val, cfg, state
+        self.factory, self.nprobe = start_index.factory, cfg.index.nprobe
+        self.every = cfg.train.eval_every or max(10, math.ceil(total / 10))
+        self.start_state = {k: v.detach().clone() for k, v in student.state_dict().items()}
+        start_tr = teacher_recall_at_10(start_index.index, val, self.nprobe)
+        self.state.setdefault("val", {"start": start_tr, "best": start_tr, "best_step": 0, "bad": 0,
+                                      "history": [(0, start_tr)], "best_state": None})
+
+    def __call__(self, done: int, end: int) -> bool:
+        """Evaluate after step `done` when due; True when `patience` evaluations in a row found nothing better."""
+        if done % self.every and done != end:
+            return False
+        index, _ = self.student.to_faiss(self.data.doc_emb, self.factory, check=False)
+        tr, v = teacher_recall_at_10(index, self.val, self.nprobe), self.state["val"]
+        v["history"].append((done, tr))
+        if tr > v["best"]:
+            v.update(best=tr, best_step=done, bad=0,
+                     best_state={k: t.detach().clone() for k, t in self.student.state_dict().items()})
+        else:
+            v["bad"] += 1
+        return v["bad"] >= self.cfg.train.patience
+
+    def finish(self) -> dict[str, Any]:
+        """Load the best state into the student (the start's when no step beat it); the validation summary."""
+        v = self.state["val"]
+        self.student.load_state_dict(v["best_state"] if v["best_state"] is not None else self.start_state)
+        return {"start_tr10": v["start"], "best_tr10": v["best"], "best_step": v["best_step"],
+                "kept_start": v["best_step"] == 0, "eval_every": self.every,
+                "history": [[int(s), round(float(t), 4)] for s, t in v["history"]]}
+
+
 class VQStep:
     """One step's loss: IVF loss + w·PQ loss on the batch's candidate pool (w: loss.weight, else the first ratio)."""
 
@@ -171,8 +225,14 @@ def fit_loop(
     stop_after: int | None = None,
     tower: QueryTower | None = None,
     hooks: Sequence[Callable[[dict], None]] = (),
+    val: ValData | None = None,
+    start_index: Any = None,
 ) -> dict[str, Any]:
-    """Train `student` in place as `cfg` says; writes work_dir/metrics.jsonl and work_dir/checkpoints/last.pt."""
+    """Train `student` in place as `cfg` says; writes work_dir/metrics.jsonl and work_dir/checkpoints/last.pt.
+
+    With `val` (and the `start_index` it started from), the student ends in its best validated state (see
+    `Validator`) and the result carries "validation".
+    """
     from retrieval_kd.training import Checkpoint, TrainLoop, make_scheduler, seed_everything
 
     tower = tower or QueryTower()
@@ -186,12 +246,16 @@ def fit_loop(
         ckpt = Checkpoint(work / "checkpoints" / "last.pt", cfg.train.checkpoint_every,
                           {"student": student, "encoder": tower.module}, state,
                           {"settings": cfg.model_dump(mode="json")})
+    validator = Validator(student, data, val, cfg, start_index, state, total) if val is not None else None
     loop = TrainLoop(opt, sched, total, progress=cfg.train.progress, desc="distill-vq",
-                     log_file=work / "metrics.jsonl" if work else None, hooks=hooks, checkpoint=ckpt)
+                     log_file=work / "metrics.jsonl" if work else None, hooks=hooks, checkpoint=ckpt,
+                     after_step=validator)
     seed_everything(cfg.seed)
     start = loop.resume() if resume else 0
     step_loss = VQStep(student, data, cfg, tower, state)
     student.train()
     out = loop.run(step_loss, start, stop_after)
     student.eval()
+    if validator is not None and out["finished"]:
+        out["validation"] = validator.finish()
     return {**out, "loss_weight": state["loss_weight"]}

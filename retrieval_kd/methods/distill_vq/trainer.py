@@ -10,7 +10,7 @@ import numpy as np
 from retrieval_kd.config import load_config
 from retrieval_kd.errors import ConfigError, RKDError
 from retrieval_kd.methods.distill_vq.config import VQConfig
-from retrieval_kd.methods.distill_vq.queries import pseudo_queries, split_queries
+from retrieval_kd.methods.distill_vq.queries import pseudo_count, pseudo_queries, query_lengths, split_queries
 from retrieval_kd.threads import set_threads
 from retrieval_kd.utils import atomic_dir, run_info, write_json
 
@@ -38,6 +38,7 @@ class DistillVQ:
         self.result: dict[str, Any] = {}
         self.soft_tau_absolute: float | None = None
         self.dataset_name: str | None = None
+        self.val_data = None  # the held-out pseudo-queries validation measured (loop.ValData)
 
     @classmethod
     def from_config(cls, path: str | Path, overrides: list[str] | None = None) -> DistillVQ:
@@ -72,15 +73,15 @@ class DistillVQ:
             raise ConfigError("output_dir: --resume needs an output_dir holding checkpoints")
         t0 = time.perf_counter()
         docs, q_emb, texts, psrc, train_real = self._encode(dataset, dev)
-        self.timings["encode_s"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         self.start_index = self._start_index(dataset, docs, start)
         self.timings["faiss_build_s"] = time.perf_counter() - t1
-        student, data, tower = self._train_data(dataset, docs, q_emb, texts, psrc, train_real, dev)
+        student, data, tower, val = self._train_data(dataset, docs, q_emb, texts, psrc, train_real, dev)
         if work is not None:
             self._prepare_work(work, resume)
         t2 = time.perf_counter()
-        self.result = fit_loop(student, data, cfg, work, resume, stop_after, tower)
+        self.result = fit_loop(student, data, cfg, work, resume, stop_after, tower, val=val,
+                               start_index=self.start_index)
         self.timings["train_s"] = time.perf_counter() - t2
         self.student = student
         self.finetuned = tower.encoder is not None
@@ -91,7 +92,9 @@ class DistillVQ:
             self._export(data.doc_emb, dataset.doc_ids)
             self.timings["export_s"] = time.perf_counter() - t3
         self.timings["total_s"] = time.perf_counter() - t0
-        self.timings["run_s"] = self.timings["total_s"] - self.timings["encode_s"]  # encode excluded
+        # the run without the teacher's document embeddings (shared with the faiss baselines); the pseudo-query
+        # encoding counts
+        self.timings["run_s"] = self.timings["total_s"] - self.timings["encode_docs_s"]
         return self
 
     def _encode(self, dataset: Any, dev: str) -> tuple[np.ndarray, Any, list[str], np.ndarray, list[str]]:
@@ -99,17 +102,29 @@ class DistillVQ:
         from retrieval_kd.teachers.dense import DenseEncoder, encode_corpus, encode_queries
 
         cfg, q = self.config, self.config.queries
+        t0 = time.perf_counter()
         self.encoder = DenseEncoder(cfg.teacher.model, device=dev, max_length=cfg.teacher.max_length,
                                     batch_size=cfg.teacher.batch_size)
         docs = np.array(encode_corpus(self.encoder, dataset, show_progress=cfg.train.progress), dtype=np.float32)
+        self.timings["encode_docs_s"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
         train_real, eval_qids = split_queries(list(dataset.queries), q.real_train_fraction)
-        ptexts, psrc = pseudo_queries(dataset.doc_texts, q.pseudo_per_doc, q.min_words, q.max_words, cfg.seed)
+        lengths = query_lengths(list(dataset.queries.values())) if q.lengths == "auto" else None
+        per_doc = pseudo_count(len(dataset.doc_ids), q.budget, q.pseudo_per_doc)
+        ptexts, psrc = pseudo_queries(dataset.doc_texts, per_doc, q.min_words, q.max_words, cfg.seed, lengths)
         texts = ptexts + [dataset.queries[i] for i in train_real]
         if not texts:
-            raise ConfigError("queries: no training queries (pseudo_per_doc is 0 and no real query is in training)")
+            raise ConfigError("queries: no training queries (the pseudo-query budget is 0 and no real query trains)")
+        if cfg.train.progress:
+            print(f"distill-vq: {len(texts)} training queries ({len(ptexts)} pseudo) to encode (cached)", flush=True)
         _, q_emb = encode_queries(self.encoder, {str(i): t for i, t in enumerate(texts)}, f"{dataset.name}:vq-train")
+        self.timings["encode_queries_s"] = time.perf_counter() - t1
         self.dataset_name = dataset.name
-        self.split = {"pseudo_queries": len(ptexts), "pseudo_seed": cfg.seed, "pseudo_words": [q.min_words, q.max_words],
+        words = [int(lengths.min()), int(np.median(lengths)), int(lengths.max())] if lengths is not None else \
+            [q.min_words, q.max_words]
+        self.split = {"pseudo_queries": len(ptexts), "pseudo_seed": cfg.seed, "pseudo_per_doc": round(per_doc, 4),
+                      "pseudo_lengths": "real queries' word counts (min, median, max)" if lengths is not None
+                      else "uniform (min, max)", "pseudo_words": words,
                       "real_train_fraction": q.real_train_fraction, "train_qids": train_real, "eval_qids": eval_qids,
                       "labels_used": bool(q.use_labels and train_real)}
         return docs, q_emb, texts, psrc, train_real
@@ -121,17 +136,17 @@ class DistillVQ:
         cfg = self.config
         if start is None:
             return FaissIndex.build(docs, dataset.doc_ids, cfg.index.factory, seed=cfg.seed,
-                                    train_size=cfg.index.train_size)
+                                    train_size=cfg.index.train_size, opq_iterations=cfg.index.opq_iterations)
         if start.docids != dataset.doc_ids:
             raise RKDError("start index: its docids are not this dataset's documents in corpus order")
         return start
 
     def _train_data(self, dataset: Any, docs: np.ndarray, q_emb: Any, texts: list[str], psrc: np.ndarray,
-                    train_real: list[str], dev: str) -> tuple[Any, Any, Any]:
-        """(student from the start index, the loop's TrainData on `dev`, the query tower)."""
+                    train_real: list[str], dev: str) -> tuple[Any, Any, Any, Any]:
+        """(student from the start index, the loop's TrainData on `dev`, the query tower, ValData or None)."""
         import torch
 
-        from retrieval_kd.methods.distill_vq.loop import QueryTower, TrainData, teacher_topk
+        from retrieval_kd.methods.distill_vq.loop import QueryTower, TrainData, ValData, teacher_topk
         from retrieval_kd.methods.distill_vq.student import VQStudent
         from retrieval_kd.teachers.dense import DenseEncoder
 
@@ -140,13 +155,33 @@ class DistillVQ:
                                        update_ivf=cfg.student.update_ivf).to(dev)
         doc_t = torch.from_numpy(docs).to(dev)
         self.soft_tau_absolute = student.calibrate_tau(doc_t, cfg.student.soft_tau)
-        q_t = torch.from_numpy(np.array(q_emb, dtype=np.float32)).to(dev)
+        q_all = np.array(q_emb, dtype=np.float32)
         positives = self._positives(dataset, psrc, train_real) if cfg.candidates.positives else None
-        data = TrainData(doc_t, q_t, teacher_topk(q_t, doc_t, cfg.candidates.top_k), positives, texts)
+        val_rows = self._val_rows(len(psrc))
+        keep = np.setdiff1d(np.arange(len(q_all)), val_rows)
+        q_t = torch.from_numpy(q_all[keep]).to(dev)
+        if positives is not None:
+            positives = [positives[i] for i in keep]
+        data = TrainData(doc_t, q_t, teacher_topk(q_t, doc_t, cfg.candidates.top_k), positives,
+                         [texts[i] for i in keep])
+        val = None
+        if len(val_rows):
+            qv = torch.from_numpy(q_all[val_rows]).to(dev)
+            val = ValData(q_all[val_rows], teacher_topk(qv, doc_t, 10).cpu().numpy())
+        self.split["validation_pseudo_queries"] = len(val_rows)
+        self.val_data = val
         tower = QueryTower()
         if cfg.student.finetune_query_encoder:
             tower = QueryTower(DenseEncoder(cfg.teacher.model, device=dev, max_length=cfg.teacher.max_length))
-        return student, data, tower
+        return student, data, tower, val
+
+    def _val_rows(self, n_pseudo: int) -> np.ndarray:
+        """Pseudo-query rows held out for validation (none when validation is off or there are too few)."""
+        t = self.config.train
+        n = min(t.val_queries, n_pseudo // 10)
+        if not t.validation or self.config.student.finetune_query_encoder or n < 10:
+            return np.zeros(0, dtype=np.int64)
+        return np.sort(np.random.default_rng([self.config.seed, 7]).choice(n_pseudo, n, replace=False))
 
     def _prepare_work(self, work: Path, resume: bool) -> None:
         """output_dir: the resume check, run_info.json and config.yaml."""
@@ -179,6 +214,11 @@ class DistillVQ:
     def _export(self, doc_t: Any, docids: list[str]) -> None:
         from retrieval_kd.index.faiss_ivfpq import FaissIndex
 
+        val = self.result.get("validation") or {}
+        if val.get("kept_start"):  # no trained state beat the faiss start on the held-out pseudo-queries
+            self.export_info = {"kept_start": True, "ntotal": int(self.start_index.index.ntotal)}
+            self.index = FaissIndex(self.start_index.index, docids, self.start_index.factory, "ip", self.meta())
+            return
         index, info = self.student.to_faiss(doc_t, self.start_index.factory)
         self.export_info = info
         self.index = FaissIndex(index, docids, self.start_index.factory, "ip", self.meta())
@@ -201,6 +241,7 @@ class DistillVQ:
                 "nprobe": c.index.nprobe, "split": self.split, "soft_tau_absolute": self.soft_tau_absolute, "assignment": "training assignment (fixed for the run)",
                 "query_encoder": "query_encoder" if self.finetuned else None,
                 "valid_only_with_query_encoder": self.finetuned, "steps": self.result.get("steps"),
+                "validation": self.result.get("validation"), "stopped_early": self.result.get("stopped_early"),
                 "timings": {k: round(v, 3) for k, v in self.timings.items()}, **self.export_info}
 
     def save(self, dest: str | Path) -> Path:
