@@ -23,26 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-
-def synthetic(n: int, d: int, seed: int, clusters: int = 2000) -> np.ndarray:
-    """Unit vectors from an anisotropic Gaussian mixture (so OPQ and PQ both matter)."""
-    g = torch.Generator().manual_seed(seed)
-    scale = torch.linspace(1.5, 0.2, d)
-    centers = torch.randn(clusters, d, generator=g) * scale
-    out = torch.empty(n, d)
-    for s in range(0, n, 262144):
-        m = min(262144, n - s)
-        c = torch.randint(0, clusters, (m,), generator=g)
-        out[s : s + m] = centers[c] + 0.8 * torch.randn(m, d, generator=g) * scale
-    return torch.nn.functional.normalize(out, dim=1).numpy()
-
-
-def noisy_copies(x: np.ndarray, m: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Queries near random documents: (queries, source rows)."""
-    rng = np.random.default_rng(seed)
-    src = rng.integers(0, len(x), m)
-    q = x[src] + noise * rng.standard_normal((m, x.shape[1])).astype(np.float32) / np.sqrt(x.shape[1])
-    return (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32), src
+from retrieval_kd.bench.cost_curve import noisy_copies, synthetic  # noqa: E402
 
 
 def teacher_recall(student_ids: np.ndarray, teacher_ids: np.ndarray, k: int) -> float:

@@ -21,6 +21,15 @@ hand-written lambdas they replaced (all within noise):
   (T - s) / (T - w)): the peak factor is 1 instead of about 0.9, the decay after warm-up about 11% higher.
 - seq2seq rewriter: it had no scheduler; it now uses "constant" (the same constant learning rate).
 A log record averages its steps' parts (the tagger used to print the last step's loss of each 50).
+
+Data parallel (`TrainLoop(..., distributed=True)` under an initialised torch.distributed group of more than one
+rank, e.g. started by `torchrun`): `step_loss` returns this rank's share of the global batch loss (the shares
+summing to the single-process loss); after `backward` the gradients of the optimiser's parameters and the loss are
+all-reduced by SUM (a parameter keeps grad None only where no rank has one), so every rank clips and steps the same
+gradient and the parameters stay equal (`broadcast_module` makes them equal at the start). Rank 0 alone writes the
+log file and checkpoints and shows the progress bar; `after_step`'s stop decision is rank 0's; every rank resumes
+from the same checkpoint file (a folder every rank can read). Without a group (or with `distributed=False`, the
+default: a trainer that does not split its batches) nothing changes, bit for bit.
 Import this module from training code only: it imports torch.
 """
 from __future__ import annotations
@@ -52,6 +61,35 @@ def seed_everything(seed: int) -> None:
     """Seed torch (CPU and CUDA) and numpy's global generator."""
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
+
+
+def dist_world() -> tuple[int, int]:
+    """(rank, world size) of the initialised torch.distributed group; (0, 1) without one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """`t` summed over the ranks, in place (unchanged without a group of more than one rank)."""
+    if dist_world()[1] > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+@torch.no_grad()
+def broadcast_module(module: torch.nn.Module | None, src: int = 0) -> None:
+    """Copy rank `src`'s parameters and buffers into every rank's `module` (no-op without a group)."""
+    if module is None or dist_world()[1] == 1:
+        return
+    import torch.distributed as dist
+
+    for t in list(module.parameters()) + list(module.buffers()):
+        dist.broadcast(t.data, src)
 
 
 def progress_bar(iterable: Iterable, **kw: Any) -> Iterable:
@@ -130,44 +168,78 @@ class TrainLoop:
     def __init__(self, optimizer: Any, scheduler: Any, total_steps: int, *, clip_norm: float | None = None,
                  log_every: int = 1, progress: bool = True, desc: str = "train", log_file: Path | None = None,
                  hooks: Sequence[Callable[[dict[str, Any]], None]] = (), checkpoint: Checkpoint | None = None,
-                 after_step: Callable[[int, int], bool] | None = None):
+                 after_step: Callable[[int, int], bool] | None = None, distributed: bool = False):
         self.optimizer, self.scheduler, self.total_steps = optimizer, scheduler, int(total_steps)
         self.clip_norm, self.log_every, self.progress, self.desc = clip_norm, max(1, int(log_every)), progress, desc
         self.log_file, self.hooks, self.checkpoint = log_file, list(hooks), checkpoint
         self.after_step = after_step  # (steps done, last step of the run) -> True to stop here (early stopping)
         self._params = [p for g in optimizer.param_groups for p in g["params"]]
+        # distributed: step_loss returns this rank's share of the loss (see the module docstring)
+        self.rank, self.world = dist_world() if distributed else (0, 1)
 
     def resume(self) -> int:
         """Restore the checkpoint (when there is one); the step to continue from."""
         return self.checkpoint.load(self.optimizer, self.scheduler) if self.checkpoint is not None else 0
 
-    def step(self, loss: torch.Tensor) -> None:
-        """zero_grad, backward, optional gradient-norm clipping, optimiser step, schedule step."""
+    def step(self, loss: torch.Tensor) -> float:
+        """zero_grad, backward, (all-reduce), optional clipping, optimiser and schedule step; the loss to log."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        value = self._all_reduce(loss) if self.world > 1 else loss.item()
         if self.clip_norm:
             torch.nn.utils.clip_grad_norm_(self._params, self.clip_norm)
         self.optimizer.step()
         self.scheduler.step()
+        return value
+
+    def _all_reduce(self, loss: torch.Tensor) -> float:
+        """Sum the gradients (one flat buffer per device and dtype) and the loss over the ranks; the summed loss."""
+        import torch.distributed as dist
+
+        flags = torch.tensor([loss.item()] + [float(p.grad is not None) for p in self._params],
+                             dtype=torch.float64, device=loss.device)
+        dist.all_reduce(flags)
+        buckets: dict[tuple[Any, Any], list[torch.nn.Parameter]] = {}
+        for p in self._params:
+            buckets.setdefault((p.device, p.dtype), []).append(p)
+        for ps in buckets.values():
+            flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in ps])
+            dist.all_reduce(flat)
+            for p, g in zip(ps, flat.split([p.numel() for p in ps])):
+                p.grad = g.view_as(p)
+        for p, has in zip(self._params, flags[1:].tolist()):
+            if not has:  # no rank has a gradient for it: the optimiser skips it, as in one process
+                p.grad = None
+        return float(flags[0])
+
+    def _agree(self, stop: bool) -> bool:
+        """Rank 0's stop decision on every rank."""
+        if self.world == 1:
+            return stop
+        import torch.distributed as dist
+
+        flag = torch.tensor([float(stop)], device=self._params[0].device)
+        dist.broadcast(flag, 0)
+        return bool(flag.item())
 
     def run(self, step_loss: StepLoss, start: int = 0, stop_after: int | None = None) -> dict[str, Any]:
         """Train steps start..end (`after_step` may stop earlier); returns steps, total_steps, seconds, the last
         log record, finished and stopped_early. Denormal floats are flushed to zero while it runs."""
         end = self.total_steps if stop_after is None else min(self.total_steps, int(stop_after))
-        log = open_log(self.log_file, start) if self.log_file is not None else None
+        log = open_log(self.log_file, start) if self.log_file is not None and self.rank == 0 else None
         t0, acc, last, done, stopped = time.perf_counter(), [], {}, start, False
         torch.set_flush_denormal(True)  # the soft-assignment softmax at small tau fills the backward with them
         try:
             for step in progress_bar(range(start, end), initial=start, total=self.total_steps, desc=self.desc,
-                                     disable=not self.progress, unit="step"):
+                                     disable=not self.progress or self.rank != 0, unit="step"):
                 loss, parts = step_loss(step)
-                self.step(loss)
-                acc.append({"loss": loss.item(), **parts})
+                acc.append({"loss": self.step(loss), **parts})
                 done = step + 1
-                stopped = bool(self.after_step is not None and self.after_step(done, end)) and done < end
+                if self.after_step is not None:
+                    stopped = self._agree(bool(self.after_step(done, end))) and done < end
                 if done % self.log_every == 0 or done == end or stopped:
                     last, acc = self._record(done, acc, t0, log), []
-                if self.checkpoint is not None and (self.checkpoint.due(done, end) or stopped):
+                if self.checkpoint is not None and self.rank == 0 and (self.checkpoint.due(done, end) or stopped):
                     self.checkpoint.save(done, self.optimizer, self.scheduler)
                 if stopped:
                     break

@@ -1,4 +1,4 @@
-"""App factory: `create_app(bundles)` loads and verifies every bundle (errors stop start-up), `serve` runs uvicorn.
+"""App factory: `create_app(bundles)` loads and verifies every bundle (errors stop start-up); `serve` runs it.
 
 Imports onnxruntime, faiss, numpy, tokenizers, fastapi: never torch.
 
@@ -7,36 +7,41 @@ Imports onnxruntime, faiss, numpy, tokenizers, fastapi: never torch.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI
 from pydantic import ValidationError
 
 from retrieval_kd import __version__
 from retrieval_kd.errors import BundleError, ConfigError, RKDError
 from retrieval_kd.serving.bundle import open_bundle, resolve_bundle
 from retrieval_kd.serving.runtime import RuntimeOptions
-from retrieval_kd.serving.searcher import NotSupported, Searcher
+from retrieval_kd.serving.searcher import Searcher
 
-from .auth import BodyLimitMiddleware
+from . import docs, problems
+from .auth import require_api_key
+from .guard import RequestGuard
 from .metrics import MetricsMiddleware
-from .routes import ops, v1
+from .routes import KEY_ERROR, metrics_router, ops, v1
 from .settings import ServerSettings
 from .state import ServerState
 
 DESCRIPTION = """Search served from retrieval_kd bundles (ONNX query encoder + index + SQLite doc store).
-When the server has an API key (RKD_API_KEY), every /v1 route needs the header `X-API-Key`."""
+Every error is a JSON object with a one-line `detail`. Requests over a limit or the request budget answer 413,
+a full admission queue 429 (with Retry-After), a request past its deadline 504, a server shutting down or an
+index whose files are damaged 503."""
+KEYED = "\nThis server has an API key: every /v1 route needs the header `X-API-Key`."
 
 
 def load_searchers(bundles: Sequence[str | Path], settings: ServerSettings) -> dict[str, Searcher]:
     """Open and verify each bundle; a bad one raises BundleError naming the file (the others are closed)."""
     if not bundles:
         raise ConfigError("no bundles to serve: pass bundle folders (rkd serve BUNDLE ...) or set RKD_BUNDLES")
-    options = RuntimeOptions(threads=settings.threads)
+    options = RuntimeOptions(threads=settings.runtime_threads, spin=settings.spin)
     searchers: dict[str, Searcher] = {}
     try:
         for spec in bundles:
@@ -60,38 +65,38 @@ def create_app(bundles: Sequence[str | Path] | None = None, settings: ServerSett
     st = ServerState(settings, searchers)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         st.stopping = False
-        yield
-        await st.stop()
+        watcher = asyncio.get_running_loop().create_task(st.watch_health(), name="rkd-health")
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            await st.stop()
 
-    app = FastAPI(title="retrieval_kd search server", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan)
+    keyed = settings.api_key is not None
+    app = FastAPI(title="retrieval_kd search server", version=__version__, description=DESCRIPTION + (KEYED * keyed),
+                  lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.rkd = st
-    app.include_router(v1)
+    key = [Depends(require_api_key)] if keyed else []
+    app.include_router(v1, dependencies=key, responses=KEY_ERROR if keyed else None)
     app.include_router(ops)
-
-    @app.exception_handler(NotSupported)
-    async def _not_supported(request: Request, exc: NotSupported) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
-
-    @app.exception_handler(RKDError)
-    async def _user_error(request: Request, exc: RKDError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
-
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    metrics_keyed = keyed and settings.metrics_need_key
+    app.include_router(metrics_router, dependencies=key if metrics_keyed else [],
+                       responses=KEY_ERROR if metrics_keyed else None)
+    problems.install(app)
+    docs.install(app, settings)
+    app.add_middleware(RequestGuard, state=st)
     app.add_middleware(MetricsMiddleware, metrics=st.metrics, is_index=searchers.__contains__)
     return app
 
 
 def serve(bundles: Sequence[str | Path], settings: ServerSettings | None = None) -> None:
-    """Load the bundles (failing fast), then run uvicorn until interrupted."""
-    import uvicorn
+    """Load the bundles (failing fast), then run uvicorn until SIGTERM/SIGINT (drained shutdown, exit 0)."""
+    from .runner import run
 
     settings = settings or ServerSettings()
-    app = create_app(bundles, settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                access_log=settings.access_log, timeout_graceful_shutdown=5)
+    run(create_app(bundles, settings), settings)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -109,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = ServerSettings(**over)
         serve(args.bundles or settings.bundles, settings)
     except ValidationError as e:
-        print(f"error: settings (RKD_* variables): {e}", file=sys.stderr)
+        err = e.errors(include_url=False, include_input=False)[0]
+        print(f"error: settings (RKD_* variables): {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
         sys.exit(2)
     except RKDError as e:
         print(f"error: {e}", file=sys.stderr)

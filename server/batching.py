@@ -3,7 +3,9 @@
 The collector takes the first waiting request, then gathers more until `max_batch` or until `max_wait_s` has
 passed since the first one (it waits only when recent batches held more than one request, so a lone client
 pays no wait); the batch runs in the worker pool while the next one gathers. At most `slots` batches run at
-once (one per worker thread), so under load requests pile up and batches grow by themselves.
+once (one per worker thread), so under load requests pile up and batches grow by themselves. A request whose
+deadline passes drops out of its batch; when every request of a running batch has gone, its encoder call is
+cancelled (`serving.cancel`).
 """
 from __future__ import annotations
 
@@ -13,7 +15,10 @@ from collections import defaultdict
 from concurrent.futures import Executor
 from typing import Any
 
+from retrieval_kd.serving.cancel import CancelToken, run_with
 from retrieval_kd.serving.searcher import Searcher, SearchResult
+
+from .problems import ShuttingDown
 
 
 class MicroBatcher:
@@ -82,9 +87,10 @@ class MicroBatcher:
         for nprobe, items in groups.items():
             k = max(item[1] for item in items)
             t0 = time.perf_counter()
+            token = _batch_token([item[3] for item in items])
             try:
                 results = await loop.run_in_executor(
-                    self.executor, self.searcher.search_batch, [item[0] for item in items], k, nprobe)
+                    self.executor, run_with, token, self.searcher.search_batch, [item[0] for item in items], k, nprobe)
                 if len(results) != len(items):
                     raise RuntimeError(f"{type(self.searcher).__name__}.search_batch returned {len(results)} "
                                        f"results for {len(items)} queries")
@@ -107,4 +113,18 @@ class MicroBatcher:
         while self._queue is not None and not self._queue.empty():
             fut = self._queue.get_nowait()[3]
             if not fut.done():
-                fut.set_exception(RuntimeError("server shutting down"))
+                fut.set_exception(ShuttingDown("server is shutting down; retry", retry_after=1))
+
+
+def _batch_token(futures: list[asyncio.Future]) -> CancelToken:
+    """A token cancelled once every request of the batch has gone (cancelled or timed out)."""
+    token = CancelToken()
+
+    def gone(_: asyncio.Future) -> None:
+        if all(f.done() for f in futures):
+            token.cancel()
+
+    for f in futures:
+        f.add_done_callback(gone)
+    return token
+

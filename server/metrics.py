@@ -1,4 +1,8 @@
-"""Prometheus metrics (one registry per app): requests, latencies and encoder batch sizes, per index and route."""
+"""Prometheus metrics (one registry per app): requests, latencies and encoder batch sizes, per index and route.
+
+Every label value is bounded: index = a loaded index name, "unknown" or ""; route = the route template or
+"unmatched"; method = one of METHODS or "other"; status = a code the server documents, else its class ("4xx").
+"""
 from __future__ import annotations
 
 import time
@@ -9,6 +13,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+STATUSES = frozenset({200, 400, 401, 404, 405, 408, 409, 413, 422, 429, 500, 503, 504})
+
+
+def method_label(method: str) -> str:
+    """The method when it is a standard one, else "other"."""
+    return method if method in METHODS else "other"
+
+
+def status_label(code: int) -> str:
+    """The code when the server documents it, else its class ("2xx" ... "5xx")."""
+    return str(code) if code in STATUSES else f"{code // 100}xx"
 
 
 class Metrics:
@@ -26,6 +42,13 @@ class Metrics:
         self.search_seconds = Histogram("rkd_search_seconds", "encoder + index time per call, by index",
                                         ["index"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.indexes = Gauge("rkd_indexes_loaded", "bundles being served", registry=self.registry)
+        self.healthy = Gauge("rkd_index_healthy", "1 while the index's files match its manifest, else 0", ["index"],
+                             registry=self.registry)
+        self.pending = Gauge("rkd_pending_queries", "queries admitted (queued or running)", registry=self.registry)
+        self.rejected = Counter("rkd_rejected", "requests refused before running, by reason "
+                                "(overloaded, budget, shutting_down, unavailable)", ["reason"], registry=self.registry)
+        self.timeouts = Counter("rkd_deadline_exceeded", "requests answered 504 (their work cancelled)",
+                                registry=self.registry)
 
     def render(self) -> tuple[bytes, str]:
         """Exposition text and its content type."""
@@ -62,5 +85,5 @@ class MetricsMiddleware:
             name = (scope.get("path_params") or {}).get("name", "")
             index = name if name and self.is_index(name) else ("unknown" if name else "")
             m = self.metrics
-            m.requests.labels(index, path, scope.get("method", ""), str(status["code"])).inc()
+            m.requests.labels(index, path, method_label(scope.get("method", "")), status_label(status["code"])).inc()
             m.latency.labels(index, path).observe(time.perf_counter() - t0)

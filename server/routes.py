@@ -1,15 +1,21 @@
 """HTTP routes: /v1 (search, batch search, index info; conversational_search, rewrite, distill_search for the
-sparse-conversational and medical kinds) and the operational /health, /ready, /metrics."""
+sparse-conversational and medical kinds) and the operational /health, /ready, /metrics.
+
+Every searching route: checks (404/409/413/422, 503 for a damaged index), the budget (413), admission (429),
+the work within the deadline (504), the body rendered off the event loop when large.
+"""
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 
-from retrieval_kd.serving.searcher import Searcher, SearchResult
+from retrieval_kd.serving.searcher import SearchResult
 
-from .auth import require_api_key
+from .problems import ShuttingDown
+from .render import JSONBytes, heavy, ms, render_batch, render_one
 from .schemas import (
     BatchSearchRequest,
     BatchSearchResponse,
@@ -18,7 +24,6 @@ from .schemas import (
     DistillSearchRequest,
     DistillSearchResponse,
     Health,
-    Hit,
     IndexInfo,
     IndexList,
     Problem,
@@ -26,13 +31,28 @@ from .schemas import (
     RewriteResponse,
     SearchRequest,
     SearchResponse,
+    ValidationProblem,
 )
 from .state import ServerState
 
+RETRY = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}}
+INTERNAL = {500: {"model": Problem, "description": "internal error (one line; the traceback is in the server log)"}}
+V1_ERRORS: dict[int | str, dict[str, Any]] = {
+    **INTERNAL,
+    400: {"model": Problem, "description": "the request cannot be served as given"},
+    404: {"model": Problem, "description": "unknown index"},
+    409: {"model": Problem, "description": "the index's kind does not offer this operation"},
+    422: {"model": ValidationProblem, "description": "invalid request (field errors; the input is not echoed)"},
+    503: {"model": Problem, "headers": RETRY, "description": "shutting down, or the index's files are damaged"},
+}
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    408: {"model": Problem, "description": "the request body did not arrive within RKD_BODY_TIMEOUT_S"},
+    413: {"model": Problem, "description": "over a size limit or the request budget (the detail names it)"},
+    429: {"model": Problem, "headers": RETRY, "description": "admission queue full (RKD_MAX_PENDING)"},
+    504: {"model": Problem, "description": "past the deadline RKD_REQUEST_TIMEOUT_S; the work was cancelled"},
+}
+KEY_ERROR = {401: {"model": Problem, "description": "missing or wrong X-API-Key"}}
 IndexName = Annotated[str, Path(description="index name (as listed by GET /v1/indexes)", max_length=64)]
-ERRORS = {c: {"model": Problem} for c in (401, 404, 409, 413)}
-v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)], responses=ERRORS)
-ops = APIRouter()
 
 
 def state(request: Request) -> ServerState:
@@ -42,16 +62,23 @@ def state(request: Request) -> ServerState:
 State = Annotated[ServerState, Depends(state)]
 
 
-def _ms(t0: float) -> float:
-    return round((time.perf_counter() - t0) * 1000.0, 3)
+async def refuse_when_stopping(st: State) -> None:
+    """503 for new /v1 requests once SIGTERM arrived."""
+    if st.stopping:
+        st.metrics.rejected.labels("shutting_down").inc()
+        raise ShuttingDown("server is shutting down; retry on another replica", retry_after=1)
 
 
-def _response(s: Searcher, res: SearchResult, with_text: bool, t0: float, cls: type = SearchResponse, **extra):
-    docs = s.documents(res.ids) if with_text else {}
-    hits = [Hit(rank=i, id=d, score=sc, text=docs.get(d, {}).get("text"), metadata=docs.get(d, {}).get("metadata"))
-            for i, (d, sc) in enumerate(zip(res.ids, res.scores, strict=True), 1)]
-    fields = {k: v for k, v in res.extra.items() if k in cls.model_fields}
-    return cls(index=s.name, hits=hits, truncated=res.truncated, took_ms=_ms(t0), **{**fields, **extra})
+v1 = APIRouter(prefix="/v1", dependencies=[Depends(refuse_when_stopping)], responses=V1_ERRORS)
+ops = APIRouter(responses=INTERNAL)
+metrics_router = APIRouter(responses=INTERNAL)
+
+
+async def _render(st: ServerState, results: list[SearchResult], with_text: bool, fn: Callable[[], bytes]) -> bytes:
+    """fn() on the event loop for small bodies, in the render pool for large ones or ones with doc-store text."""
+    if heavy(results, with_text, st.settings.inline_render_hits):
+        return await st.off_loop(fn)
+    return fn()
 
 
 @v1.get("/indexes", response_model=IndexList, summary="List the loaded indexes")
@@ -65,19 +92,24 @@ async def get_index(name: IndexName, st: State) -> IndexInfo:
 
 
 @v1.post("/indexes/{name}/search", response_model=SearchResponse, response_model_exclude_none=True,
-         summary="Search one query")
-async def search(name: IndexName, body: SearchRequest, st: State) -> SearchResponse:
+         responses=BODY_ERRORS, summary="Search one query")
+async def search(name: IndexName, body: SearchRequest, st: State) -> Response:
     t0 = time.perf_counter()
     s = st.get(name, "search")
     st.check_query(body.query)
     st.check_k(body.k)
-    res = await st.search_one(s, body.query, body.k, body.nprobe)
-    return _response(s, res, body.with_text, t0)
+    await st.budget(s, [body.query], body.k, body.with_text)
+
+    async def work() -> bytes:
+        res = await st.search_one(s, body.query, body.k, body.nprobe)
+        return await _render(st, [res], body.with_text, lambda: render_one(s, res, body.with_text, t0))
+
+    return JSONBytes(await st.execute(1, work()))
 
 
 @v1.post("/indexes/{name}/search/batch", response_model=BatchSearchResponse, response_model_exclude_none=True,
-         summary="Search several queries")
-async def search_batch(name: IndexName, body: BatchSearchRequest, st: State) -> BatchSearchResponse:
+         responses=BODY_ERRORS, summary="Search several queries")
+async def search_batch(name: IndexName, body: BatchSearchRequest, st: State) -> Response:
     t0 = time.perf_counter()
     s = st.get(name, "search")
     if len(body.queries) > st.settings.max_batch:
@@ -85,10 +117,14 @@ async def search_batch(name: IndexName, body: BatchSearchRequest, st: State) -> 
     for i, q in enumerate(body.queries):
         st.check_query(q, f"query {i}")
     st.check_k(body.k)
-    results = await st.run(s.search_batch, body.queries, body.k, body.nprobe)
-    st.metrics.batch_size.labels(s.name).observe(len(body.queries))
-    return BatchSearchResponse(index=s.name, results=[_response(s, r, body.with_text, t0) for r in results],
-                               took_ms=_ms(t0))
+    await st.budget(s, body.queries, body.k, body.with_text)
+
+    async def work() -> bytes:
+        results = await st.run(s.search_batch, body.queries, body.k, body.nprobe)
+        st.metrics.batch_size.labels(s.name).observe(len(body.queries))
+        return await _render(st, results, body.with_text, lambda: render_batch(s, results, body.with_text, t0))
+
+    return JSONBytes(await st.execute(len(body.queries), work()))
 
 
 def _check_turns(st: ServerState, turns: list, what: str) -> list[dict]:
@@ -100,32 +136,44 @@ def _check_turns(st: ServerState, turns: list, what: str) -> list[dict]:
 
 
 @v1.post("/indexes/{name}/conversational_search", response_model=ConversationalSearchResponse,
-         response_model_exclude_none=True,
+         response_model_exclude_none=True, responses=BODY_ERRORS,
          summary="Search the current utterance in its conversation (sparse-conversational bundles: DiSCo)")
-async def conversational_search(name: IndexName, body: ConversationalSearchRequest,
-                                st: State) -> ConversationalSearchResponse:
+async def conversational_search(name: IndexName, body: ConversationalSearchRequest, st: State) -> Response:
     t0 = time.perf_counter()
     s = st.get(name, "conversational_search")
     history = _check_turns(st, body.history, "history")
     st.check_query(body.utterance, "utterance")
     st.check_k(body.k)
-    res = await st.run(s.conversational_search, history, body.utterance, body.k)
-    return _response(s, res.top(body.k), body.with_text, t0, ConversationalSearchResponse)
+    await st.budget(s, [body.utterance], body.k, body.with_text)
+
+    async def work() -> bytes:
+        res = (await st.run(s.conversational_search, history, body.utterance, body.k)).top(body.k)
+        return await _render(st, [res], body.with_text,
+                             lambda: render_one(s, res, body.with_text, t0, ("query_terms",)))
+
+    return JSONBytes(await st.execute(1, work()))
 
 
 @v1.post("/indexes/{name}/distill_search", response_model=DistillSearchResponse, response_model_exclude_none=True,
-         summary="Rewrite a dialogue into a query, then search (medical bundles: Distill-Retrieve-Read)")
-async def distill_search(name: IndexName, body: DistillSearchRequest, st: State) -> DistillSearchResponse:
+         responses=BODY_ERRORS, summary="Rewrite a dialogue into a query, then search (medical bundles: Distill-Retrieve-Read)")
+async def distill_search(name: IndexName, body: DistillSearchRequest, st: State) -> Response:
     t0 = time.perf_counter()
     s = st.get(name, "distill_search")
     dialogue = _check_turns(st, body.dialogue, "dialogue")
     st.check_k(body.k)
-    res = await st.run(s.distill_search, dialogue, body.k)
-    return _response(s, res.top(body.k), body.with_text, t0, DistillSearchResponse,
-                     rewrite=str(res.extra.get("rewrite", "")))
+    await st.budget(s, [t["text"] for t in dialogue[-1:]], body.k, body.with_text)
+
+    async def work() -> bytes:
+        res = (await st.run(s.distill_search, dialogue, body.k)).top(body.k)
+        rewrite = str(res.extra.get("rewrite", ""))
+        return await _render(st, [res], body.with_text,
+                             lambda: render_one(s, res, body.with_text, t0, rewrite=rewrite))
+
+    return JSONBytes(await st.execute(1, work()))
 
 
-@v1.post("/rewrite", response_model=RewriteResponse, summary="Rewrite a dialogue into one search query (medical)")
+@v1.post("/rewrite", response_model=RewriteResponse, responses=BODY_ERRORS,
+         summary="Rewrite a dialogue into one search query (medical)")
 async def rewrite(body: RewriteRequest, st: State) -> RewriteResponse:
     t0 = time.perf_counter()
     if body.index is not None:
@@ -137,27 +185,32 @@ async def rewrite(body: RewriteRequest, st: State) -> RewriteResponse:
         if len(able) > 1:
             raise HTTPException(409, f"several indexes can rewrite ({', '.join(s.name for s in able)}); "
                                      "name one in 'index'")
-        s = able[0]
+        s = st.get(able[0].name, "rewrite")
     dialogue = _check_turns(st, body.dialogue, "dialogue")
-    text = await st.run(s.rewrite, dialogue)
-    return RewriteResponse(index=s.name, rewrite=text, took_ms=_ms(t0))
+    text = await st.execute(1, st.run(s.rewrite, dialogue))
+    return RewriteResponse(index=s.name, rewrite=text, took_ms=ms(t0))
 
 
-@ops.get("/health", response_model=Health, summary="Liveness")
-async def health() -> Health:
-    return Health(status="ok")
+@ops.get("/health", response_model=Health, response_model_exclude_none=True, summary="Liveness")
+async def health(st: State) -> Health:
+    return Health(status="ok", indexes=len(st.searchers))
 
 
-@ops.get("/ready", response_model=Health, responses={503: {"model": Health}}, summary="Readiness")
+@ops.get("/ready", response_model=Health, response_model_exclude_none=True,
+         responses={503: {"model": Health, "description": "stopping, no indexes, or an index's files are damaged"}},
+         summary="Readiness (re-checks the bundle files)")
 async def ready(st: State, response: Response) -> Health:
-    if st.stopping or not st.searchers:
+    problems = await st.check_health(max_age_s=1.0)
+    n = len(st.searchers)
+    if st.stopping or not st.searchers or problems:
         response.status_code = 503
-        return Health(status="stopping" if st.stopping else "no indexes", indexes=len(st.searchers))
-    return Health(status="ready", indexes=len(st.searchers))
+        status = "stopping" if st.stopping else ("no indexes" if not n else "damaged")
+        return Health(status=status, indexes=n, problems=problems or None)
+    return Health(status="ready", indexes=n)
 
 
-@ops.get("/metrics", summary="Prometheus metrics", response_class=Response,
-         responses={200: {"content": {"text/plain": {}}}})
+@metrics_router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+                    responses={200: {"content": {"text/plain": {}}}})
 async def metrics(st: State) -> Response:
     body, ctype = st.metrics.render()
     return Response(body, media_type=ctype)

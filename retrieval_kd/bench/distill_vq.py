@@ -8,6 +8,7 @@ and train on pseudo-queries only, so every real query is held out. Columns: nDCG
 (judged held-out queries, binary measures at the dataset's rel_threshold), teacher-recall@10/@100 (share of the
 exact teacher's top-k found, all held-out queries), bytes per vector (code size), training seconds (faiss build
 + distillation + export; encoding excluded), ms per query (faiss search, one query at a time, one thread).
+Same-bytes peers (`bench/vq_peers.py`): ivfpq_fs (faiss PQ fast-scan), ivf_rq, ivf_lsq (additive quantizers), scann.
 """
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from retrieval_kd.bench.vq_peers import PEERS, peer_rows, scann_available
 from retrieval_kd.paths import REPO_DIR
 
-DATASETS = ("cacm", "med", "cisi", "cranfield", "cf")
-ROWS = ("ivfpq", "opq", "listnet", "listnet_opq", "kl", "margin_mse")
+DATASETS = ("cacm", "med", "cisi", "cranfield", "cf", "scifact")
+ROWS = ("ivfpq", "opq", "listnet", "listnet_opq", "kl", "margin_mse", "ivfpq_fs", "ivf_rq")
 # Distill-VQ variants: name -> (label, --set overrides on top of configs/vq_<dataset>_<m>b.yaml)
 VARIANTS = {
     "listnet": ("Distill-VQ (listnet)", []),
@@ -35,12 +37,12 @@ DEFAULT_NPROBE = 16
 
 
 def config_for(name: str, m: int, nprobe: int, extra: list[str]) -> Any:
-    """configs/vq_<name>_<m>b.yaml when it exists (else cacm 8b's settings with PQ m), plus overrides."""
+    """The one recipe of every collection: configs/vq_<m>b.yaml (8 B's when there is none for m), plus overrides."""
     from retrieval_kd.config import load_config
     from retrieval_kd.methods.distill_vq.config import VQConfig
 
-    path = REPO_DIR / "configs" / f"vq_{name}_{m}b.yaml"
-    base = path if path.exists() else REPO_DIR / "configs" / "vq_cacm_8b.yaml"
+    path = REPO_DIR / "configs" / f"vq_{m}b.yaml"
+    base = path if path.exists() else REPO_DIR / "configs" / "vq_8b.yaml"
     sets = [f"dataset={name}", f"index.factory=OPQ{m},IVFn,PQ{m}x8np", f"index.nprobe={nprobe}",
             "output_dir=null", "train.progress=false", *extra]
     return load_config(base, VQConfig, sets)
@@ -57,18 +59,21 @@ def run_size(name: str, ds: Any, held: Any, m: int, rows: list[str], nprobe: int
         t0 = time.perf_counter()
         index = FaissIndex.build(docs, ds.doc_ids, f"IVFn,PQ{m}x8np", seed=seed)
         out.append(held.row("faiss IVFPQ", index, nprobe, time.perf_counter() - t0))
+    recipe = config_for(name, m, nprobe, [f"seed={seed}", *extra]).index  # the start Distill-VQ trains from
     t0 = time.perf_counter()
-    opq = FaissIndex.build(docs, ds.doc_ids, f"OPQ{m},IVFn,PQ{m}x8np", seed=seed)
+    opq = FaissIndex.build(docs, ds.doc_ids, f"OPQ{m},IVFn,PQ{m}x8np", seed=seed, train_size=recipe.train_size,
+                           opq_iterations=recipe.opq_iterations)
     opq_s = time.perf_counter() - t0
     if "opq" in rows:
         out.append(held.row("faiss OPQ+IVFPQ", opq, nprobe, opq_s))
+    out += peer_rows(held, docs, ds.doc_ids, m, rows, nprobe, seed)  # checks bytes/vector == m
     for key in rows:
         if key not in VARIANTS:
             continue
         label, sets = VARIANTS[key]
         vq = DistillVQ(config_for(name, m, nprobe, [f"seed={seed}", *sets, *extra]))
         vq.fit(ds, start=opq)
-        train_s = opq_s + vq.timings["train_s"] + vq.timings.get("export_s", 0.0)
+        train_s = opq_s + vq.timings["run_s"]  # start + pseudo-query encoding + training + export
         out.append(held.row(label, vq.index, nprobe, train_s))
     for r in out:
         r["bytes/vec"] = m
@@ -122,12 +127,14 @@ COLUMNS = ["dataset", "method", "bytes/vec", "nDCG@10", "R@100", "TR@10", "TR@10
 
 
 def check_rows(rows: Sequence[str]) -> None:
-    """Raise ConfigError naming the row keys that are neither a faiss baseline nor a Distill-VQ variant."""
+    """Raise ConfigError naming the row keys that are neither a faiss baseline, a peer nor a Distill-VQ variant."""
     from retrieval_kd.errors import ConfigError
 
-    unknown = set(rows) - {"ivfpq", "opq", *VARIANTS}
+    unknown = set(rows) - {"ivfpq", "opq", *PEERS, *VARIANTS}
     if unknown:
         raise ConfigError(f"unknown rows: {', '.join(sorted(unknown))}")
+    if "scann" in rows and not scann_available():
+        raise ConfigError("row 'scann' needs the optional package scann (pip install scann)")
 
 
 def dataset_rows(name: str, encoder: Any, sizes: Sequence[int], plot_sizes: Sequence[int], rows: Sequence[str],

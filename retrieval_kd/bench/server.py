@@ -4,10 +4,13 @@
     python eval/server_bench.py  (same options)
 
 Serves the Distill-VQ index given by --index, else the faiss baseline "OPQ8,IVFn,PQ8x8np" built from the
-full CACM with the MiniLM teacher. Measures: served q/s, p50/p99 latency and errors at 1, 4, 16 concurrent
-keep-alive clients (with and without micro-batching); the same queries in-process (ONNX encode + faiss search
-of the bundle) at batch sizes 1..32; ONNX fp32 / int8 vs torch encoding speed and nDCG@10. Target at 16
-clients: served q/s >= 80% of the best in-process q/s, p99 <= 50 ms. Only loopback; request loops are bounded.
+full CACM with the MiniLM teacher. Measures: served q/s, p50/p99 latency and errors of the server's default
+settings at 1, 4, 16 concurrent keep-alive clients, and at the top level 1 thread vs all cores (onnxruntime
+and faiss intra-op threads, or one worker per core), with and without micro-batching, each as a ratio to the
+one-thread micro-batch figure of the same run; the same queries in-process (ONNX encode + faiss search of the
+bundle) at batch sizes 1..32 at 1 thread and all cores; ONNX fp32 / int8 vs torch encoding speed and
+nDCG@10. Target at 16 clients: served q/s >= 80% of the best in-process q/s, and the default settings above
+the one-thread figure. Only loopback; request loops are bounded.
 """
 from __future__ import annotations
 
@@ -90,13 +93,16 @@ def encoder_speed(fp32: Path, int8: Path | None, queries: list[str], seconds: fl
     return rows
 
 
-def in_process(bundles: dict[str, Path], queries: list[str], seconds: float) -> list[dict]:
-    """q/s of each bundle's own encode + search (what the server runs) at batch sizes 1..32."""
+def in_process(bundles: dict[str, Path], queries: list[str], seconds: float, cores: int = 1) -> list[dict]:
+    """q/s of each bundle's encode + search (what the server runs) at batch sizes 1..32, 1 thread and all cores."""
     from retrieval_kd.serving.bundle import open_bundle
+    from retrieval_kd.serving.runtime import RuntimeOptions
 
     rows = [{"batch": bs} for bs in BATCH_SIZES]
-    for label, bundle in bundles.items():
-        s = open_bundle(bundle)
+    runs = [(label, bundle, 1) for label, bundle in bundles.items()]
+    runs += [(f"fp32 {cores}t", bundles["fp32"], cores)] if cores > 1 else []
+    for label, bundle, threads in runs:
+        s = open_bundle(bundle, RuntimeOptions(threads=threads))
         for row, bs in zip(rows, BATCH_SIZES, strict=True):
             state = {"i": 0}
 
@@ -175,17 +181,34 @@ def load_test(url: str, name: str, queries: list[str], clients: int, seconds: fl
             "mean batch": (after[0] - before[0]) / calls if calls else 0.0}
 
 
+def server_configs(cores: int) -> list[tuple[str, dict[str, str | None]]]:
+    """(label, environment) of each served configuration: the defaults first, then 1 vs all cores, +/- batching."""
+    unset = {"RKD_THREADS": None, "RKD_WORKERS": None, "RKD_MICROBATCH": None}  # None: the server's default
+    one = {**unset, "RKD_THREADS": "1", "RKD_WORKERS": "1"}
+    configs = [(f"default ({cores} workers x 1 thread, micro-batch)" if cores > 1 else "default (1 thread, micro-batch)",
+                unset),
+               ("1 thread, micro-batch", one),
+               ("1 thread, no batching", {**one, "RKD_MICROBATCH": "false"})]
+    if cores > 1:
+        many = {**unset, "RKD_WORKERS": "1"}  # one worker: its intra-op threads take every core
+        configs += [(f"{cores} threads, micro-batch", many),
+                    (f"{cores} threads, no batching", {**many, "RKD_MICROBATCH": "false"}),
+                    (f"{cores} workers x 1 thread, no batching", {**unset, "RKD_MICROBATCH": "false"})]
+    return configs
+
+
 def served(bundle: Path, queries: list[str], clients: list[int], seconds: float, warmup: float,
-           microbatch: bool, label: str) -> list[dict]:
-    """Load-test rows of one bundle served by a uvicorn subprocess, one row per client level."""
+           env: dict[str, str | None], label: str, precision: str = "fp32") -> list[dict]:
+    """Load-test rows of one bundle served by a uvicorn subprocess under `env`, one row per client level."""
     from retrieval_kd.serving.bundle import read_manifest
     from retrieval_kd.serving.process import running_server
 
     name = read_manifest(bundle)["name"]
     rows = []
-    with running_server([bundle], extra_args=[] if microbatch else ["--no-microbatch"]) as sp:
+    with running_server([bundle], env=env) as sp:
         for c in clients:
-            rows.append({"server": label, **load_test(sp.url, name, queries, c, seconds, warmup)})
+            rows.append({"server": label, "precision": precision,
+                         **load_test(sp.url, name, queries, c, seconds, warmup)})
     return rows
 
 
@@ -197,11 +220,31 @@ def _report(index_dir: Path, fp32: Path, rows: list[dict], inproc: list[dict], e
     return "\n\n".join([
         f"index: {index_dir} ({json.loads((fp32 / 'manifest.json').read_text())['index']['factory']})",
         "Served (uvicorn subprocess on 127.0.0.1, keep-alive clients, k=10; 'vs in-process' = q/s over the best\n"
-        "in-process q/s of the same precision):\n" + format_table(rows),
-        "In-process (the bundle's ONNX encode + faiss search, one thread, k=10):\n" + format_table(inproc),
+        "in-process q/s of the same precision; 'vs 1 thread' = q/s over '1 thread, micro-batch' at the same\n"
+        "clients, in this run):\n" + format_table(rows),
+        "In-process (the bundle's ONNX encode + faiss search, k=10, 1 thread and all cores):\n" + format_table(inproc),
         "Query encoders (q/s, one thread; nDCG@10 of the bundle on CACM):\n" + format_table(enc),
         verdict,
     ])
+
+
+def ratios(rows: list[dict], inproc: list[dict], top: int) -> tuple[list[dict], str]:
+    """Rows with 'vs in-process' / 'vs 1 thread' ratios, and the verdict lines at `top` clients."""
+    best = {p: max(v for r in inproc for k, v in r.items() if k.startswith(p) and k.endswith("q/s"))
+            for p in {r["precision"] for r in rows}}
+    base = {r["clients"]: r["q/s"] for r in rows if r["server"] == "1 thread, micro-batch"}
+    for r in rows:
+        r["vs in-process"] = r["q/s"] / best[r["precision"]]
+        r["vs 1 thread"] = r["q/s"] / base[r["clients"]] if base.get(r["clients"]) else float("nan")
+    at = {r["server"]: r for r in rows if r["clients"] == top and r["precision"] == "fp32"}
+    default = next(r for label, r in at.items() if label.startswith("default"))
+    lines = [f"at {top} clients, default settings: {default['q/s']:.1f} q/s = {default['vs in-process']:.0%} of the "
+             f"in-process best {best['fp32']:.1f} q/s, p99 {default['p99 ms']:.1f} ms; "
+             f"{default['vs 1 thread']:.2f}x the one-thread micro-batch figure "
+             f"({base.get(top, float('nan')):.1f} q/s, same run)"]
+    for label, r in at.items():
+        lines.append(f"  {label}: {r['q/s']:.1f} q/s ({r['vs 1 thread']:.2f}x one thread, p99 {r['p99 ms']:.1f} ms)")
+    return rows, "\n".join(lines)
 
 
 def run_server_bench(index: Path | None = None, out: str | Path = "runs/bench_server", duration: float = 30.0,
@@ -210,35 +253,32 @@ def run_server_bench(index: Path | None = None, out: str | Path = "runs/bench_se
     """Run the server benchmark: print the report, write report.md and results.json under `out`."""
     from retrieval_kd import datasets
     from retrieval_kd.threads import set_threads
-    from retrieval_kd.utils import run_info, write_json
+    from retrieval_kd.utils import machine_cores, run_info, write_json
 
     settings = {"index": index, "out": Path(out), "duration": duration, "warmup": warmup,
                 "clients": ",".join(map(str, clients)), "inproc_seconds": inproc_seconds, "no_int8": not int8,
                 "rebuild": rebuild}
     set_threads(1)
-    out, clients = Path(out), list(clients)
+    out, clients, cores = Path(out), list(clients), machine_cores()
     index_dir = (index or ensure_baseline(out / "cacm-faiss")).resolve()
     fp32 = ensure_bundle(index_dir, out / "bundles" / "cacm", False, rebuild)
     int8_dir = ensure_bundle(index_dir, out / "bundles" / "cacm-int8", True, rebuild) if int8 else None
     queries = list(datasets.load("cacm").queries.values())
 
     enc = encoder_speed(fp32, int8_dir, queries, inproc_seconds)
-    inproc = in_process({"fp32": fp32, **({"int8": int8_dir} if int8_dir else {})}, queries, inproc_seconds)
-    rows = served(fp32, queries, clients, duration, warmup, True, "fp32, micro-batch")
-    rows += served(fp32, queries, clients, duration, warmup, False, "fp32, no batching")
+    inproc = in_process({"fp32": fp32, **({"int8": int8_dir} if int8_dir else {})}, queries, inproc_seconds, cores)
+    rows: list[dict] = []
+    for i, (label, env) in enumerate(server_configs(cores)):  # the default at every level, the others at the top
+        rows += served(fp32, queries, clients if i == 0 else clients[-1:], duration, warmup, env, label)
     if int8_dir is not None:
-        rows += served(int8_dir, queries, clients[-1:], duration, warmup, True, "int8, micro-batch")
-    best = {p: max(r[f"{p} q/s"] for r in inproc) for p in ("fp32", "int8") if f"{p} q/s" in inproc[0]}
-    for r in rows:
-        r["vs in-process"] = r["q/s"] / best[r["server"].split(",")[0]]
-    top = next(r for r in rows if r["server"] == "fp32, micro-batch" and r["clients"] == max(clients))
-    verdict = (f"at {top['clients']} clients: {top['q/s']:.1f} q/s = {top['vs in-process']:.0%} of the in-process best "
-               f"{best['fp32']:.1f} q/s (target >= 80%), p99 {top['p99 ms']:.1f} ms (target <= 50 ms)")
+        rows += served(int8_dir, queries, clients[-1:], duration, warmup, server_configs(cores)[0][1],
+                       "int8, default", "int8")
+    rows, verdict = ratios(rows, inproc, max(clients))
     report = _report(index_dir, fp32, rows, inproc, enc, verdict)
     print(report)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.md").write_text(report + "\n", encoding="utf-8")
-    result = {"served": rows, "in_process": inproc, "encoders": enc, "verdict": verdict,
+    result = {"served": rows, "in_process": inproc, "encoders": enc, "verdict": verdict, "cores": cores,
               "run_info": run_info(settings | {"index": str(index_dir), "out": str(out)})}
     write_json(out / "results.json", result)
     return result

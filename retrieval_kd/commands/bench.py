@@ -1,4 +1,4 @@
-"""`rkd bench baselines|vq|server`, `rkd eval cast|cast-official|medicineqa`: each runs a bench function."""
+"""`rkd bench baselines|vq|server|chaos`, `rkd eval cast|cast-official|medicineqa`: each runs a bench function."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,6 +10,7 @@ from retrieval_kd.bench.cast import VARIANTS as CAST_VARIANTS
 from retrieval_kd.bench.distill_vq import DEFAULT_NPROBE as VQ_NPROBE
 from retrieval_kd.bench.distill_vq import ROWS as VQ_ROWS
 from retrieval_kd.bench.distill_vq import VARIANTS as VQ_VARIANTS
+from retrieval_kd.bench.vq_peers import PEERS as VQ_PEERS
 from retrieval_kd.cli import bench_app, eval_app
 from retrieval_kd.commands.options import command_line, split_ints, split_list
 
@@ -35,7 +36,7 @@ def bench_baselines(
 def bench_vq(
     datasets: str = typer.Option(",".join(DATASETS), help="comma-separated dataset names"),
     sizes: str = typer.Option("8,16", help="bytes per vector (PQ m x 8)"),
-    rows: str = typer.Option(",".join(VQ_ROWS), help=f"rows to run, some of ivfpq,opq,{','.join(VQ_VARIANTS)}"),
+    rows: str = typer.Option(",".join(VQ_ROWS), help=f"rows to run, some of ivfpq,opq,{','.join(VQ_PEERS)},{','.join(VQ_VARIANTS)}"),
     nprobe: int = typer.Option(VQ_NPROBE, help="IVF lists searched per query (every row)"),
     plot_sizes: str = typer.Option("4,8,16,32", help="cacm sizes for the plot ('' to skip)"),
     seed: int = typer.Option(0, help="seed of the faiss builds and the Distill-VQ runs"),
@@ -65,6 +66,21 @@ def bench_server(
     from retrieval_kd.bench.server import run_server_bench
 
     run_server_bench(index, out, duration, warmup, split_ints(clients), inproc_seconds, not no_int8, rebuild)
+
+
+@bench_app.command("chaos")
+def bench_chaos(
+    bundle: Path | None = typer.Option(None, help="bundle to serve (default: the CACM bundle of `rkd bench server`)"),
+    out: Path = typer.Option(Path("runs/bench_chaos"), help="folder for report.md, results.json and rss.png"),
+    duration: float = typer.Option(60.0, help="seconds of load"),
+    clients: int = typer.Option(16, help="concurrent keep-alive clients"),
+) -> None:
+    """Soak + chaos: mixed valid/invalid load, a SIGKILL + restart, a damaged and restored file; RSS plot."""
+    from retrieval_kd.bench.chaos import run_chaos
+
+    res = run_chaos(bundle, out, duration, clients)
+    if not all(res["checks"].values()):
+        raise typer.Exit(1)
 
 
 @eval_app.command("cast")

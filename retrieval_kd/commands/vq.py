@@ -17,17 +17,22 @@ def train_vq(
     evaluate: bool = typer.Option(True, help="print the start and trained index on the held-out real queries"),
 ) -> None:
     """Train a Distill-VQ index; writes output_dir/{index/, checkpoints/, metrics.jsonl, config.yaml, run_info.json}."""
+    # data parallel: `torchrun --nproc_per_node N -m retrieval_kd train vq ...` (methods/distill_vq/distributed.py)
     from retrieval_kd import datasets
     from retrieval_kd.bench.distill_vq import COLUMNS, trained_rows
     from retrieval_kd.errors import ConfigError
     from retrieval_kd.evaluate import format_table
+    from retrieval_kd.methods.distill_vq.distributed import process_group
     from retrieval_kd.methods.distill_vq.trainer import DistillVQ
 
     vq = DistillVQ.from_config(config, set_)
     if vq.config.output_dir is None:
         raise ConfigError(f"{config}: output_dir: needed by `rkd train vq` (where the index and checkpoints go)")
     ds = datasets.load(vq.config.dataset)
-    vq.fit(ds, resume=resume, stop_after=stop_after)
+    with process_group(vq.device()) as (rank, _):
+        vq.fit(ds, resume=resume, stop_after=stop_after)
+    if rank != 0:  # rank 0 saves the index and reports
+        return
     if vq.index is None:
         typer.echo(f"stopped after step {vq.result['steps']} of {vq.result['total_steps']}; "
                    f"continue with --resume (checkpoint in {vq.config.output_dir}/checkpoints)")

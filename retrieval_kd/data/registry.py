@@ -23,7 +23,7 @@ class Entry:
 
 # Reader modules register their datasets when first needed (kept lazy so `rkd --help` stays fast).
 READERS = LazyRegistry("dataset", error=DataNotFoundError, modules=[
-    f"retrieval_kd.data.{m}" for m in ("classic", "medquad", "cast", "liveqa", "medical_zh")])
+    f"retrieval_kd.data.{m}" for m in ("classic", "medquad", "cast", "liveqa", "medical_zh", "scifact")])
 
 
 def register(name: str, raw: str, description: str, version: int = 1):

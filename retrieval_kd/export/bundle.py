@@ -9,8 +9,9 @@ from typing import Any
 
 from retrieval_kd.artifacts import write_meta
 from retrieval_kd.errors import BundleError
-from retrieval_kd.serving.bundle import FORMAT_VERSION, MANIFEST, NAME_RE, valid_name
-from retrieval_kd.utils import run_info, sha256_file
+from retrieval_kd.serving.bundle import FORMAT_VERSION, MANIFEST, NAME_RE, kind_class, valid_name
+from retrieval_kd.serving.manifest import validate_manifest
+from retrieval_kd.utils import atomic_file, run_info, sha256_file
 
 
 def bundle_name(name: str | None, dst: Path, default: str) -> str:
@@ -31,9 +32,10 @@ def documents_of(docids: list[str], ds: Any, where: Path) -> list[dict[str, Any]
 
 
 def write_manifest(folder: str | Path, *, kind: str, name: str, **sections: Any) -> dict[str, Any]:
-    """Hash every file under `folder` and write manifest.json + meta.json there; returns the manifest.
+    """Hash every file under `folder`, validate and write manifest.json (temp file, rename) + meta.json; returns it.
 
-    `sections` are free JSON sections such as encoder=..., index=..., docstore=..., metrics=..., source=....
+    `sections` are JSON sections such as encoder=..., index=..., docstore=..., metrics=..., source=...; the
+    manifest is validated against the kind's schema (`serving.manifest`) before it is written.
     """
     folder = Path(folder)
     if not valid_name(name):
@@ -45,6 +47,8 @@ def write_manifest(folder: str | Path, *, kind: str, name: str, **sections: Any)
             files[rel] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
     manifest = {"format_version": FORMAT_VERSION, "kind": kind, "name": name, "files": files,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **sections}
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    validate_manifest(json.loads(json.dumps(manifest)), folder / MANIFEST, kind_class(kind).manifest_model)
+    with atomic_file(folder / MANIFEST, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     write_meta(folder, "bundle", FORMAT_VERSION, bundle_kind=kind, name=name, manifest=MANIFEST, run_info=run_info())
     return manifest

@@ -1,7 +1,6 @@
 """Build time for Distill-Retrieve-Read: the "medical" bundle (ONNX rewriter + BM25 + doc store)."""
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from retrieval_kd.export.bundle import bundle_name, write_manifest
 from retrieval_kd.index.bm25 import BM25Index
 from retrieval_kd.index.fusion import FUSIONS
 from retrieval_kd.methods.drr.rewriters import TAGGER_KIND
+from retrieval_kd.serving.bundle import read_manifest
 from retrieval_kd.serving.medical import DEFAULT_DEPTH, MedicalSearcher
 from retrieval_kd.serving.rewriter import KIND as ONNX_REWRITER_KIND
 from retrieval_kd.serving.runtime import RuntimeOptions
@@ -89,8 +89,7 @@ def build_medical_bundle(
         metrics: dict[str, Any] = {}
         if with_metrics:
             write_manifest(tmp, kind="medical", name=name, **sections)  # provisional: lets the searcher open tmp
-            s = MedicalSearcher(tmp, json.loads((tmp / "manifest.json").read_text(encoding="utf-8")),
-                                RuntimeOptions())
+            s = MedicalSearcher(tmp, read_manifest(tmp, MedicalSearcher.manifest_model), RuntimeOptions())
             metrics = {**_measure(s, ds), "measured_on": ds.name, "queries": "judged queries, one-turn dialogues"}
             s.close()
         store.close()

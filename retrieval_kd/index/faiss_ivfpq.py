@@ -15,6 +15,7 @@ from retrieval_kd.utils import atomic_dir
 KIND = "faiss-index"
 FORMAT_VERSION = 1
 METRICS = {"ip": 0, "l2": 1}  # faiss.METRIC_INNER_PRODUCT, faiss.METRIC_L2
+ADD_ROWS = 65536  # vectors added per call
 
 
 def default_nlist(n_docs: int) -> int:
@@ -80,7 +81,8 @@ class FaissIndex:
         for opq, _pq in keep:
             opq.pq = None  # the training PQ was ours; do not leave faiss a pointer to it
         train_s = time.perf_counter() - t0
-        index.add(x)
+        for start in range(0, len(x), ADD_ROWS):  # in slices: an OPQ wrapper rotates a copy of what it adds
+            index.add(x[start : start + ADD_ROWS])
         info = {"train_seconds": round(train_s, 3), "seed": seed, "n_docs": len(x), "dim": x.shape[1],
                 **({"opq_iterations": int(opq_iterations)} if opq_iterations and keep else {}),
                 **({"train_size": int(train_size)} if train_size and train_size < len(x) else {})}
@@ -191,6 +193,8 @@ def _seed_index(index: Any, seed: int) -> list:
         quiet(ivf.cp)
         if hasattr(ivf, "pq"):
             quiet(ivf.pq.cp)
+        if hasattr(ivf, "rq"):
+            quiet(ivf.rq.cp)
     if isinstance(index, faiss.IndexPreTransform):
         for i in range(index.chain.size()):
             vt = faiss.downcast_VectorTransform(index.chain.at(i))

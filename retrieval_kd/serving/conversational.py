@@ -10,7 +10,7 @@ encoder. Torch-free; `export.conversational.build_conversational_bundle` makes a
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,11 @@ class ConversationalSearcher(Searcher):
         from retrieval_kd.serving.conversational import OnnxConversationalEncoder
 
         super().__init__(root, manifest, options)
-        self.encoder = OnnxConversationalEncoder(self.root / ENCODER_DIR, threads=int(options.threads))
+        self.encoder = OnnxConversationalEncoder(self.root / ENCODER_DIR, threads=int(options.threads),
+                                                 resolve=lambda rel: self.file(f"{ENCODER_DIR}/{rel}"),
+                                                 options=options)
+        for rel in INDEX_FILES:
+            self.file(f"{INDEX_DIR}/{rel}")
         self.index = ImpactIndex.load(self.root / INDEX_DIR)
         dim = self.encoder.encoder.dim
         if dim is not None and dim != len(self.index.vocab):
@@ -69,14 +73,18 @@ class ConversationalSearcher(Searcher):
 class OnnxConversationalEncoder:
     """Torch-free query side for serving: {history, utterance} -> student input text -> ONNX SPLADE vector."""
 
-    def __init__(self, folder: str | Path, threads: int = 1):
-        from retrieval_kd.serving.runtime import OnnxEncoder, RuntimeOptions
+    def __init__(self, folder: str | Path, threads: int = 1, resolve: Callable[[str], Path] | None = None,
+                 options: RuntimeOptions | None = None):
+        from retrieval_kd.serving.runtime import OnnxEncoder, inside
 
         folder = Path(folder)
+        resolve = resolve or (lambda rel: inside(folder, rel, folder / "meta.json"))
+        resolve("meta.json")
         info = read_meta(folder, "onnx-encoder")["encoder"]
         self.config = read_student_config(folder)
-        self.encoder = OnnxEncoder(folder / info["file"], folder / "tokenizer.json", int(info["max_length"]),
-                                   info.get("pad_token"), RuntimeOptions(threads=threads))
+        options = options or RuntimeOptions(threads=threads)
+        self.encoder = OnnxEncoder(resolve(info.get("file")), resolve("tokenizer.json"), info.get("max_length"),
+                                   info.get("pad_token"), options)
 
     def text(self, history: Sequence[Mapping[str, str]], utterance: str) -> str:
         """The student's input text (same function as in training)."""

@@ -6,6 +6,7 @@ from typing import Any
 
 from retrieval_kd.errors import BundleError
 from retrieval_kd.index.faiss_ivfpq import FaissIndex
+from retrieval_kd.serving.manifest import DenseManifest
 from retrieval_kd.serving.runtime import OnnxEncoder, RuntimeOptions
 from retrieval_kd.serving.searcher import Searcher, SearchResult
 
@@ -18,6 +19,7 @@ class DenseSearcher(Searcher):
     capabilities = frozenset({"search"})
     required_files = ("query_encoder.onnx", "tokenizer.json", "index/index.faiss", "index/docids.txt",
                       "index/meta.json", "docstore.sqlite")
+    manifest_model = DenseManifest
 
     def __init__(self, root: Path, manifest: dict[str, Any], options: RuntimeOptions):
         import faiss
@@ -26,13 +28,19 @@ class DenseSearcher(Searcher):
         enc = manifest.get("encoder") or {}
         if "max_length" not in enc:
             raise BundleError(f"{root / 'manifest.json'}: encoder.max_length missing")
-        self.encoder = OnnxEncoder(root / enc.get("file", "query_encoder.onnx"), root / "tokenizer.json",
+        self.encoder = OnnxEncoder(self.file(enc.get("file", "query_encoder.onnx")), self.file("tokenizer.json"),
                                    enc["max_length"], enc.get("pad_token"), options)
         faiss.omp_set_num_threads(int(options.threads))
+        for rel in ("index/index.faiss", "index/docids.txt", "index/meta.json"):
+            self.file(rel)
         self.index = FaissIndex.load(root / "index")
         if self.encoder.dim is not None and self.encoder.dim != self.index.index.d:
             raise BundleError(f"{root}: encoder output dim {self.encoder.dim} != index dim {self.index.index.d}")
         self.default_nprobe = (manifest.get("index") or {}).get("nprobe")
+
+    def query_tokens(self, texts: list[str]) -> list[int]:
+        """Encoder tokens of each text (after truncation at max_length)."""
+        return self.encoder.count_tokens(texts)
 
     def search_batch(self, queries: list[str], k: int, nprobe: int | None = None) -> list[SearchResult]:
         """One encoder call and one faiss search for all queries."""

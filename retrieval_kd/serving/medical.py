@@ -17,9 +17,10 @@ from retrieval_kd.errors import BundleError
 from retrieval_kd.index.bm25 import BM25Index
 from retrieval_kd.index.fusion import FUSIONS
 from retrieval_kd.methods.drr.pipeline import DRR, BM25Retriever
+from retrieval_kd.serving.manifest import MedicalManifest
 from retrieval_kd.serving.rewriter import OnnxRewriter
 from retrieval_kd.serving.runtime import RuntimeOptions
-from retrieval_kd.serving.searcher import Searcher, SearchResult
+from retrieval_kd.serving.searcher import Searcher, SearchResult, public
 
 DEFAULT_DEPTH = 1000  # per-query BM25 depth before fusion (as `rkd eval medicineqa`, k: 1000)
 QUERY_SEP = "\n"  # the rewrite string: the rewriter's queries, one per line (one line in 'append' mode)
@@ -34,6 +35,7 @@ class MedicalSearcher(Searcher):
     required_files = ("rewriter/rewriter.onnx", "rewriter/tokenizer.json", "rewriter/meta.json",
                       "index/meta.json", "index/terms.txt", "index/docids.txt", "index/postings.npz",
                       "docstore.sqlite")
+    manifest_model = MedicalManifest
 
     def __init__(self, root: Path, manifest: dict[str, Any], options: RuntimeOptions):
         super().__init__(root, manifest, options)
@@ -42,7 +44,9 @@ class MedicalSearcher(Searcher):
         if fusion not in FUSIONS:
             raise BundleError(f"{root / 'manifest.json'}: retrieval.fusion {fusion!r} not in {sorted(FUSIONS)}")
         self.depth = int(retrieval.get("depth", DEFAULT_DEPTH))
-        self.rewriter = OnnxRewriter(root / "rewriter", options)
+        self.rewriter = OnnxRewriter(root / "rewriter", options, resolve=lambda rel: self.file(f"rewriter/{rel}"))
+        for rel in ("index/meta.json", "index/terms.txt", "index/docids.txt", "index/postings.npz"):
+            self.file(rel)
         self.index = BM25Index.load(root / "index")
         self.pipeline = DRR(self.rewriter, [BM25Retriever(self.index)], k=self.depth, fusion=fusion)
 
@@ -64,7 +68,8 @@ class MedicalSearcher(Searcher):
                             extra={"rewrite": QUERY_SEP.join(queries), "queries": queries})
 
     def info(self) -> dict[str, Any]:
-        return {**super().info(), "retrieval": self.manifest.get("retrieval"), "rewriter": self.manifest.get("rewriter")}
+        return {**super().info(), **public({"retrieval": self.manifest.get("retrieval"),
+                                            "rewriter": self.manifest.get("rewriter")})}
 
 
 

@@ -46,12 +46,13 @@ def http_json(url: str, body: Any = None, timeout: float = 30.0, headers: Mappin
 class ServerProcess:
     """`python -m server BUNDLE...` on a loopback port; `url` once ready."""
 
-    def __init__(self, bundles: Sequence[str | Path], port: int | None = None, env: Mapping[str, str] | None = None,
-                 extra_args: Sequence[str] = ()):
+    def __init__(self, bundles: Sequence[str | Path], port: int | None = None,
+                 env: Mapping[str, str | None] | None = None, extra_args: Sequence[str] = ()):
+        """`env` is laid over this process's environment; a None value removes that variable."""
         self.port = port or free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
         self._log = tempfile.NamedTemporaryFile(prefix="rkd-server-", suffix=".log", delete=False)
-        full_env = {**os.environ, "RKD_THREADS": os.environ.get("RKD_THREADS", "1"), **(env or {})}
+        full_env = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
         full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), full_env.get("PYTHONPATH")]))
         cmd = [sys.executable, "-m", "server", *map(str, bundles), "--host", LOOPBACK, "--port", str(self.port),
                *extra_args]
@@ -74,8 +75,23 @@ class ServerProcess:
         self.stop()
         raise RKDError(f"server not ready after {timeout:.0f} s: {self.log().strip()[-2000:]}")
 
-    def stop(self, timeout: float = 10.0) -> int:
-        """SIGTERM (then SIGKILL after `timeout`); returns the exit code."""
+    def rss_mb(self) -> float:
+        """Resident memory of the server process in MiB (Linux /proc; 0.0 where unknown)."""
+        try:
+            status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        except OSError:
+            return 0.0
+        line = next((ln for ln in status.splitlines() if ln.startswith("VmRSS:")), "VmRSS: 0 kB")
+        return int(line.split()[1]) / 1024.0
+
+    def kill(self) -> int:
+        """SIGKILL (a crash) and wait; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        return self.proc.wait(30)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM (then SIGKILL after `timeout`); returns the exit code (0 after a drained shutdown)."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

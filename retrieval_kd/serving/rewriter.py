@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from retrieval_kd.artifacts import read_meta
 from retrieval_kd.methods.drr.tagging import Corrector, Dialogue, TaggerRewriter, char_probs, layout
-from retrieval_kd.serving.runtime import OnnxEncoder, RuntimeOptions
+from retrieval_kd.serving.runtime import OnnxEncoder, RuntimeOptions, inside
 
 KIND = "rewriter-tagger-onnx"
 
@@ -32,18 +32,22 @@ class OnnxRewriter(TaggerRewriter):
     name = "extractive-onnx"
 
     def __init__(self, folder: str | Path, options: RuntimeOptions | None = None, mode: str | None = None,
-                 boost: int | None = None, threshold: float | None = None):
+                 boost: int | None = None, threshold: float | None = None,
+                 resolve: Callable[[str], Path] | None = None):
         folder = Path(folder)
+        resolve = resolve or (lambda rel: inside(folder, rel, folder / "meta.json"))
+        resolve("meta.json")
         self.meta = read_meta(folder, KIND, FORMAT_VERSION, what="exported rewriter")
-        self.encoder = OnnxEncoder(folder / self.meta["file"], folder / "tokenizer.json", self.meta["max_length"],
-                                   self.meta.get("pad_token"), options, output=self.meta["output"])
+        self.encoder = OnnxEncoder(resolve(self.meta.get("file")), resolve("tokenizer.json"),
+                                   self.meta.get("max_length"), self.meta.get("pad_token"), options,
+                                   output=self.meta["output"])
         self.threshold = float(threshold if threshold is not None else self.meta["threshold"])
         self.mode = mode or self.meta["mode"]
         self.boost = int(boost if boost is not None else self.meta["boost"])
         self.keep, self.carry = self.meta.get("keep", "terms"), bool(self.meta.get("carry", False))
         self.corrector = None
         if self.meta.get("corrector"):
-            data = json.loads((folder / self.meta["corrector"]).read_text(encoding="utf-8"))
+            data = json.loads(resolve(self.meta["corrector"]).read_text(encoding="utf-8"))
             self.corrector = Corrector(data.get("words"), data.get("names", []), data.get("aspects"))
         self.names = self.corrector.names if self.meta.get("entity_mask") and self.corrector is not None else []
 
@@ -55,6 +59,6 @@ class OnnxRewriter(TaggerRewriter):
         encs = self.encoder.tokenizer.encode_batch([x[0] for x in laid])
         feeds = {"input_ids": np.array([e.ids for e in encs], dtype=np.int64),
                  "attention_mask": np.array([e.attention_mask for e in encs], dtype=np.int64)}
-        probs = self.encoder.session.run([self.meta["output"]], feeds)[0]
+        probs = self.encoder.run(feeds, [self.meta["output"]])[0]
         return [(text, spans, char_probs(len(text), e.offsets, p), ents)
                 for (text, spans, ents), e, p in zip(laid, encs, probs)]

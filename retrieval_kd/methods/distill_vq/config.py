@@ -114,8 +114,10 @@ class TrainConfig(StrictModel):
     """Steps, batch size, validation on held-out pseudo-queries, checkpoints and the progress bar."""
 
     epochs: int = Field(1, ge=1)  # passes over the training queries (whose number scales with the collection)
-    steps: int | None = Field(None, ge=1)  # overrides epochs
+    steps: int | None = Field(None, ge=1)  # overrides epochs and min_samples
     batch_size: int = Field(64, ge=1)
+    # at least this many training queries seen (several passes on a small collection: ~300 steps of 64)
+    min_samples: int = Field(20_000, ge=0)
     # validation: teacher-recall@10 of the exported index (at index.nprobe) on held-out pseudo-queries, the faiss
     # start being step 0; the best state is kept (the start itself when no step beats it); stop after `patience`
     # evaluations without a better one

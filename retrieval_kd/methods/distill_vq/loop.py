@@ -2,6 +2,13 @@
 
 The step itself (zero_grad / backward / step, schedule, log records, checkpoints) is `retrieval_kd.training`'s
 loop; this module supplies the batches and the IVF + w·PQ loss of one step.
+
+Data parallel (a torch.distributed group, see `distributed.py`): every rank builds the same candidate pool from the
+whole global batch (`batch_indices` is a function of the step) and scores only its contiguous share of the rows
+(`row_share`); its loss is that share's part of the global loss (`share_weight`: rows / B for the losses that
+average over query rows, candidate entries for mse and margin_mse), so the shares sum to the single-process loss
+and the loop's SUM all-reduce gives its gradient. The logged parts and the first step's w come from the global
+losses (all-reduced). A rank without rows (a last batch smaller than the world) contributes zero.
 """
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ from retrieval_kd.losses import make_loss
 from retrieval_kd.methods.distill_vq.config import OptimConfig, TrainConfig, VQConfig
 from retrieval_kd.methods.distill_vq.student import VQStudent
 
+ROTATE_ONCE_BYTES = 512 << 20  # largest rotated copy of the documents kept for a run (1M x 384 float32: 1.5 GB)
 # optim.schedule -> transformers.get_scheduler name (warm-up steps from optim.warmup_steps)
 SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
 
@@ -34,9 +42,18 @@ class TrainData:
 
 
 def teacher_topk(q: torch.Tensor, docs: torch.Tensor, k: int, chunk: int | None = None) -> torch.Tensor:
-    """Exact inner-product top-k document rows for each query (in chunks of about 2 GB of scores)."""
+    """The teacher's top-k document rows [Q, k] for each query, best first, never a queries x documents matrix:
+    faiss over document chunks on the CPU (`index.topk.teacher_topk`: exact, ANN above 5e10 pairs), torch over
+    query chunks of at most 64M scores on a GPU."""
     k = min(k, len(docs))
-    chunk = chunk or max(1, min(65536, 500_000_000 // max(1, len(docs))))
+    if q.device.type == "cpu":
+        from retrieval_kd.index.topk import teacher_topk as faiss_topk
+
+        if not len(q):
+            return torch.zeros((0, k), dtype=torch.long)
+        _, rows = faiss_topk(q.numpy(), docs.numpy(), k)
+        return torch.from_numpy(rows)
+    chunk = chunk or max(1, min(65536, 64_000_000 // max(1, len(docs))))
     out = [torch.topk(q[s : s + chunk] @ docs.T, k, dim=1).indices for s in range(0, len(q), chunk)]
     return torch.cat(out) if out else torch.zeros((0, k), dtype=torch.long)
 
@@ -47,8 +64,11 @@ def steps_per_epoch(n_queries: int, batch_size: int) -> int:
 
 
 def total_steps(train: TrainConfig, n_queries: int) -> int:
-    """train.steps, or train.epochs passes over the queries."""
-    return int(train.steps) if train.steps else train.epochs * steps_per_epoch(n_queries, train.batch_size)
+    """train.steps, or train.epochs passes over the queries and at least train.min_samples queries seen."""
+    if train.steps:
+        return int(train.steps)
+    return max(train.epochs * steps_per_epoch(n_queries, train.batch_size),
+               math.ceil(train.min_samples / train.batch_size))
 
 
 def batch_indices(step: int, n_queries: int, batch_size: int, seed: int) -> np.ndarray:
@@ -57,6 +77,27 @@ def batch_indices(step: int, n_queries: int, batch_size: int, seed: int) -> np.n
     epoch, pos = divmod(step, spe)
     perm = np.random.default_rng([seed, epoch]).permutation(n_queries)
     return perm[pos * batch_size : (pos + 1) * batch_size]
+
+
+def row_share(n: int, rank: int, world: int) -> tuple[int, int]:
+    """Rows lo..hi of an n-row batch that rank `rank` of `world` scores (contiguous, sizes differing by at most 1)."""
+    base, extra = divmod(n, world)
+    lo = rank * base + min(rank, extra)
+    return lo, lo + base + int(rank < extra)
+
+
+# losses averaged over candidate entries rather than query rows -> the entries per row they leave out
+ENTRY_MEANS = {"mse": 0, "margin_mse": 1}
+
+
+def share_weight(loss: str, mask: torch.Tensor, lo: int, hi: int) -> float:
+    """The factor turning `loss` over rows lo..hi of a batch (mask [B, P]) into its share of the B rows' loss."""
+    # plugin losses are taken to average over query rows
+    if loss not in ENTRY_MEANS:
+        return (hi - lo) / len(mask)
+    k = ENTRY_MEANS[loss]
+    part = int(mask[lo:hi].sum()) - k * (hi - lo)
+    return part / max(1, int(mask.sum()) - k * len(mask))
 
 
 def make_optimizer(student: VQStudent, optim: OptimConfig, encoder: torch.nn.Module | None = None):
@@ -187,33 +228,58 @@ class VQStep:
     """One step's loss: IVF loss + w·PQ loss on the batch's candidate pool (w: loss.weight, else the first ratio)."""
 
     def __init__(self, student: VQStudent, data: TrainData, cfg: VQConfig, tower: QueryTower, state: dict):
+        from retrieval_kd.training import dist_world
+
         self.student, self.data, self.cfg, self.tower, self.state = student, data, cfg, tower, state
+        self.rank, self.world = dist_world()  # (0, 1) in one process
         self.loss_fn = make_loss(cfg.loss.name, **cfg.loss.params)
         self.pos_csr = _csr(data.positives)
-        self.rotate_once = student.rotation is None or not student.rotation.learnable
+        # a fixed rotation is applied to every document once, while that copy stays small; else per step's pool
+        fixed = student.rotation is None or not student.rotation.learnable
+        self.rotate_once = fixed and data.doc_emb.numel() * 4 <= ROTATE_ONCE_BYTES
         with torch.no_grad():
             self.doc_rot = student.rotate(data.doc_emb) if self.rotate_once else None
 
     def __call__(self, step: int) -> tuple[torch.Tensor, dict[str, Any]]:
-        """(loss, parts) of step `step`."""
+        """(loss, parts) of step `step` (with several ranks: this rank's share of the loss, the global parts)."""
         from torch.nn.utils import parametrize
 
         c, data, student = self.cfg, self.data, self.student
         idx = batch_indices(step, len(data.q_emb), c.train.batch_size, c.seed)
         tidx, pool, mask, labels = _batch(data, self.pos_csr, idx, c.candidates.in_batch, student.codebooks.device)
+        lo, hi = row_share(len(idx), self.rank, self.world)  # (0, B) in one process
+        if lo == hi:  # nothing to score on this rank: a zero share that still reaches the codebooks
+            zero = student.codebooks.sum() * 0.0
+            return self._share(zero, zero, 0.0, len(pool))
+        rows = slice(lo, hi)
         x = data.doc_emb[pool]
-        teacher = data.q_emb[tidx] @ x.T
-        q = self.tower(data, tidx, idx)
+        teacher = data.q_emb[tidx[rows]] @ x.T
+        q = self.tower(data, tidx[rows], idx[rows])
         docs = self.doc_rot[pool] if self.rotate_once else x
         with parametrize.cached():  # the Cayley map once per step, shared by queries and documents
-            ivf, pq = student(q, docs, student.assign[pool], rotated_docs=self.rotate_once)
+            ivf, pq = student(q, docs, student.assign[pool], rotated_docs=self.rotate_once)  # else rotates x
         tau_t, tau_s = c.loss.teacher_temperature, c.loss.student_temperature
-        l_ivf = self.loss_fn(ivf, teacher, mask, labels, tau_t, tau_s)
-        l_pq = self.loss_fn(pq, teacher, mask, labels, tau_t, tau_s)
+        mask_r, labels_r = mask[rows], labels[rows] if labels is not None else None
+        l_ivf = self.loss_fn(ivf, teacher, mask_r, labels_r, tau_t, tau_s)
+        l_pq = self.loss_fn(pq, teacher, mask_r, labels_r, tau_t, tau_s)
+        if self.world > 1:
+            return self._share(l_ivf, l_pq, share_weight(c.loss.name, mask, lo, hi), len(pool))
         if self.state["loss_weight"] is None:
             self.state["loss_weight"] = float(l_ivf.detach() / l_pq.detach().clamp(min=1e-12))
         w = self.state["loss_weight"]
         return l_ivf + w * l_pq, {"loss_ivf": l_ivf.item(), "loss_pq": l_pq.item(), "w": w, "pool": len(pool)}
+
+    def _share(self, l_ivf: torch.Tensor, l_pq: torch.Tensor, weight: float, pool: int
+               ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """This rank's share weight·(IVF + w·PQ) and the global parts (w: the first step's global ratio)."""
+        from retrieval_kd.training import all_reduce_sum
+
+        both = torch.stack([l_ivf.detach(), l_pq.detach()]).double() * weight
+        g_ivf, g_pq = all_reduce_sum(both).tolist()
+        if self.state["loss_weight"] is None:
+            self.state["loss_weight"] = g_ivf / max(g_pq, 1e-12)
+        w = self.state["loss_weight"]
+        return weight * (l_ivf + w * l_pq), {"loss_ivf": g_ivf, "loss_pq": g_pq, "w": w, "pool": pool}
 
 
 def fit_loop(
@@ -233,9 +299,13 @@ def fit_loop(
     With `val` (and the `start_index` it started from), the student ends in its best validated state (see
     `Validator`) and the result carries "validation".
     """
-    from retrieval_kd.training import Checkpoint, TrainLoop, make_scheduler, seed_everything
+    # under a torch.distributed group every rank runs this with the same data and config (module docstring);
+    # rank 0 alone writes files; every rank validates (deterministic for equal parameters), rank 0's stop holds
+    from retrieval_kd.training import Checkpoint, TrainLoop, broadcast_module, make_scheduler, seed_everything
 
     tower = tower or QueryTower()
+    broadcast_module(student)  # with several ranks: all start from rank 0's student (and encoder)
+    broadcast_module(tower.module)
     opt = make_optimizer(student, cfg.optim, tower.module)
     total = total_steps(cfg.train, len(data.q_emb))
     sched = make_scheduler(opt, SCHEDULES[cfg.optim.schedule], cfg.optim.warmup_steps, total)
@@ -249,7 +319,7 @@ def fit_loop(
     validator = Validator(student, data, val, cfg, start_index, state, total) if val is not None else None
     loop = TrainLoop(opt, sched, total, progress=cfg.train.progress, desc="distill-vq",
                      log_file=work / "metrics.jsonl" if work else None, hooks=hooks, checkpoint=ckpt,
-                     after_step=validator)
+                     after_step=validator, distributed=True)
     seed_everything(cfg.seed)
     start = loop.resume() if resume else 0
     step_loss = VQStep(student, data, cfg, tower, state)

@@ -62,22 +62,26 @@ class DistillVQ:
 
         `start`: a FaissIndex already built over this dataset's teacher embeddings with this config's factory
         (saves rebuilding it); by default it is built here with `index.factory` and the config's seed.
+        Under a torch.distributed group (see `distributed.py`) every rank trains; rank 0 alone prints, writes
+        output_dir and exports (`index` stays None on the other ranks).
         """
         from retrieval_kd.methods.distill_vq.loop import fit_loop
+        from retrieval_kd.training import dist_world
 
         cfg = self.config
+        lead = dist_world()[0] == 0
         set_threads(cfg.threads)
         dev = self.device()
         work = Path(cfg.output_dir) if cfg.output_dir else None
         if resume and work is None:
             raise ConfigError("output_dir: --resume needs an output_dir holding checkpoints")
         t0 = time.perf_counter()
-        docs, q_emb, texts, psrc, train_real = self._encode(dataset, dev)
+        docs, q_emb, texts, psrc, train_real = self._encode(dataset, dev, cfg.train.progress and lead)
         t1 = time.perf_counter()
         self.start_index = self._start_index(dataset, docs, start)
         self.timings["faiss_build_s"] = time.perf_counter() - t1
         student, data, tower, val = self._train_data(dataset, docs, q_emb, texts, psrc, train_real, dev)
-        if work is not None:
+        if work is not None and lead:
             self._prepare_work(work, resume)
         t2 = time.perf_counter()
         self.result = fit_loop(student, data, cfg, work, resume, stop_after, tower, val=val,
@@ -87,7 +91,7 @@ class DistillVQ:
         self.finetuned = tower.encoder is not None
         if self.finetuned:
             self.encoder = tower.encoder
-        if self.result["finished"]:
+        if self.result["finished"] and lead:
             t3 = time.perf_counter()
             self._export(data.doc_emb, dataset.doc_ids)
             self.timings["export_s"] = time.perf_counter() - t3
@@ -97,7 +101,8 @@ class DistillVQ:
         self.timings["run_s"] = self.timings["total_s"] - self.timings["encode_docs_s"]
         return self
 
-    def _encode(self, dataset: Any, dev: str) -> tuple[np.ndarray, Any, list[str], np.ndarray, list[str]]:
+    def _encode(self, dataset: Any, dev: str, progress: bool
+                ) -> tuple[np.ndarray, Any, list[str], np.ndarray, list[str]]:
         """Teacher embeddings of the documents and of the training queries (pseudo + real); records the split."""
         from retrieval_kd.teachers.dense import DenseEncoder, encode_corpus, encode_queries
 
@@ -105,7 +110,7 @@ class DistillVQ:
         t0 = time.perf_counter()
         self.encoder = DenseEncoder(cfg.teacher.model, device=dev, max_length=cfg.teacher.max_length,
                                     batch_size=cfg.teacher.batch_size)
-        docs = np.array(encode_corpus(self.encoder, dataset, show_progress=cfg.train.progress), dtype=np.float32)
+        docs = np.array(encode_corpus(self.encoder, dataset, show_progress=progress), dtype=np.float32)
         self.timings["encode_docs_s"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         train_real, eval_qids = split_queries(list(dataset.queries), q.real_train_fraction)
@@ -115,7 +120,7 @@ class DistillVQ:
         texts = ptexts + [dataset.queries[i] for i in train_real]
         if not texts:
             raise ConfigError("queries: no training queries (the pseudo-query budget is 0 and no real query trains)")
-        if cfg.train.progress:
+        if progress:
             print(f"distill-vq: {len(texts)} training queries ({len(ptexts)} pseudo) to encode (cached)", flush=True)
         _, q_emb = encode_queries(self.encoder, {str(i): t for i, t in enumerate(texts)}, f"{dataset.name}:vq-train")
         self.timings["encode_queries_s"] = time.perf_counter() - t1
