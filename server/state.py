@@ -113,7 +113,7 @@ class ServerState:
 
     async def search_one(self, s: Searcher, query: str, k: int, nprobe: int | None) -> SearchResult:
         """One query: through the micro-batcher when on, else its own encoder + index call."""
-        if self.settings.microbatch and s.name in self.batchers:
+        if self.settings.runtime_microbatch and s.name in self.batchers:
             return await self.batchers[s.name].search(query, k, nprobe)
         res = await self.run(s.search_batch, [query], k, nprobe)
         self.metrics.batch_size.labels(s.name).observe(1)

@@ -25,12 +25,16 @@ from typing import Any
 import numpy as np
 
 from retrieval_kd.index.topk import ANN_ABOVE_PAIRS
+from retrieval_kd.methods.distill_vq.config import IndexConfig
 
 COLUMNS = ("N", "top-K s", "start s", "s/step", "export s", "total s", "peak RSS GB")
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 STAGES = ("topk", "start", "train", "export")  # the timed stages; "data" (generation) is not counted
 EVAL_QUERIES = 500
 CLUSTERS, SKEW, NOISE = 1000, 0.5, 0.6
+
+
+OPQ_ITERATIONS = IndexConfig().opq_iterations  # the Distill-VQ recipe's start
 
 
 def synthetic(n: int, d: int, seed: int, clusters: int = 2000, skew: float = 0.0, chunk: int = 262144) -> np.ndarray:
@@ -159,7 +163,7 @@ def run_size(n: int, cfg: dict) -> dict:
     factory = f"OPQ{cfg['m']},IVF{max(1, round(math.sqrt(n)))},PQ{cfg['m']}x8np"
     with mon.stage("start"):
         start = FaissIndex.build(x, [str(i) for i in range(n)], factory, seed=cfg["seed"],
-                                 train_size=min(cfg["train_size"], n))
+                                 train_size=min(cfg["train_size"], n), opq_iterations=OPQ_ITERATIONS)
         student = VQStudent.from_faiss(start)
         X = torch.from_numpy(x)
         student.calibrate_tau(X, 0.07)

@@ -185,7 +185,7 @@ def server_configs(cores: int) -> list[tuple[str, dict[str, str | None]]]:
     """(label, environment) of each served configuration: the defaults first, then 1 vs all cores, +/- batching."""
     unset = {"RKD_THREADS": None, "RKD_WORKERS": None, "RKD_MICROBATCH": None}  # None: the server's default
     one = {**unset, "RKD_THREADS": "1", "RKD_WORKERS": "1"}
-    configs = [(f"default ({cores} workers x 1 thread, micro-batch)" if cores > 1 else "default (1 thread, micro-batch)",
+    configs = [(f"default ({cores} workers x 1 thread, no batching)" if cores > 1 else "default (1 thread, micro-batch)",
                 unset),
                ("1 thread, micro-batch", one),
                ("1 thread, no batching", {**one, "RKD_MICROBATCH": "false"})]
@@ -193,7 +193,7 @@ def server_configs(cores: int) -> list[tuple[str, dict[str, str | None]]]:
         many = {**unset, "RKD_WORKERS": "1"}  # one worker: its intra-op threads take every core
         configs += [(f"{cores} threads, micro-batch", many),
                     (f"{cores} threads, no batching", {**many, "RKD_MICROBATCH": "false"}),
-                    (f"{cores} workers x 1 thread, no batching", {**unset, "RKD_MICROBATCH": "false"})]
+                    (f"{cores} workers x 1 thread, micro-batch", {**unset, "RKD_MICROBATCH": "true"})]
     return configs
 
 

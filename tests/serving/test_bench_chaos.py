@@ -14,9 +14,10 @@ from retrieval_kd.cli import app
 def test_server_configs_measure_one_thread_vs_all_cores_with_and_without_batching():
     configs = dict(server_configs(4))
     labels = list(configs)
-    assert labels[0] == "default (4 workers x 1 thread, micro-batch)" and "1 thread, micro-batch" in labels
+    assert labels[0] == "default (4 workers x 1 thread, no batching)" and "1 thread, micro-batch" in labels
     assert {"1 thread, no batching", "4 threads, micro-batch", "4 threads, no batching",
-            "4 workers x 1 thread, no batching"} <= set(labels)
+            "4 workers x 1 thread, micro-batch"} <= set(labels)
+    assert configs["4 workers x 1 thread, micro-batch"]["RKD_MICROBATCH"] == "true"
     assert configs[labels[0]] == {"RKD_THREADS": None, "RKD_WORKERS": None, "RKD_MICROBATCH": None}  # defaults
     assert configs["1 thread, micro-batch"]["RKD_WORKERS"] == "1" == configs["1 thread, micro-batch"]["RKD_THREADS"]
     assert configs["4 threads, micro-batch"] == {"RKD_THREADS": None, "RKD_WORKERS": "1", "RKD_MICROBATCH": None}
