@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 import torch
+import vq_data
 
 if TYPE_CHECKING:
     from retrieval_kd.index.faiss_ivfpq import FaissIndex
@@ -27,15 +28,7 @@ BATCH = 33  # odd: the ranks score 17 and 16 rows; the last batch of the epoch h
 
 def cacm_slice():
     """The first 800 CACM documents with every real query (as in test_vq_train)."""
-    from retrieval_kd import datasets
-    from retrieval_kd.data.dataset import Dataset
-
-    ds = datasets.load("cacm")
-    corpus = ds.corpus[:N_DOCS]
-    keep = {d["id"] for d in corpus}
-    qrels = {q: {d: g for d, g in r.items() if d in keep} for q, r in ds.qrels.items()}
-    return Dataset(name=f"cacm-slice{N_DOCS}", corpus=corpus, queries=dict(ds.queries),
-                   qrels={q: r for q, r in qrels.items() if r}, meta=dict(ds.meta))
+    return vq_data.cacm_slice(N_DOCS)
 
 
 def vq_config() -> dict:

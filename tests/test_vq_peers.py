@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import vq_data
 
 from retrieval_kd.bench import distill_vq, vq_peers
 from retrieval_kd.bench.vq_peers import PEERS, build_peer, factory, scann_available
@@ -94,17 +95,10 @@ def test_scann_short_lists_are_padded_with_minus_one(synthetic):
 @pytest.fixture(scope="module")
 def cacm_slice() -> Dataset:
     """The first 800 CACM documents (the embedded demo works without shared data), qrels restricted to them."""
-    from retrieval_kd import datasets
-
     try:
-        ds = datasets.load("cacm")
+        return vq_data.cacm_slice(800)
     except DataNotFoundError as e:
         pytest.skip(str(e))
-    corpus = ds.corpus[:800]
-    keep = {d["id"] for d in corpus}
-    qrels = {q: {d: g for d, g in r.items() if d in keep} for q, r in ds.qrels.items()}
-    return Dataset(name="cacm-slice800", corpus=corpus, queries=dict(ds.queries),
-                   qrels={q: r for q, r in qrels.items() if r}, meta=dict(ds.meta))
 
 
 def test_benchmark_rows_on_cacm(cacm_slice):

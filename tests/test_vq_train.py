@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import vq_data
 
 from retrieval_kd.data.dataset import Dataset
 from retrieval_kd.errors import DataNotFoundError
@@ -18,17 +19,10 @@ N_DOCS = 800
 @pytest.fixture(scope="module")
 def cacm_slice() -> Dataset:
     """The first 800 CACM documents with every real query (qrels restricted to the slice)."""
-    from retrieval_kd import datasets
-
     try:
-        ds = datasets.load("cacm")
+        return vq_data.cacm_slice(N_DOCS)
     except DataNotFoundError as e:
         pytest.skip(str(e))
-    corpus = ds.corpus[:N_DOCS]
-    keep = {d["id"] for d in corpus}
-    qrels = {q: {d: g for d, g in r.items() if d in keep} for q, r in ds.qrels.items()}
-    return Dataset(name=f"cacm-slice{N_DOCS}", corpus=corpus, queries=dict(ds.queries),
-                   qrels={q: r for q, r in qrels.items() if r}, meta=dict(ds.meta))
 
 
 @pytest.fixture(scope="module")
