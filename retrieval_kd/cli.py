@@ -24,7 +24,7 @@ for _sub, _name in [(data_app, "data"), (teacher_app, "teacher"), (index_app, "i
     app.add_typer(_sub, name=_name)
 
 # Each area adds its commands to the apps above (modules under retrieval_kd/commands/).
-_COMMAND_MODULES = ("spine", "vq", "server", "disco", "drr", "bench")
+_COMMAND_MODULES = ("spine", "data", "vq", "server", "disco", "drr", "bench", "quickstart")
 for _mod in _COMMAND_MODULES:
     try:
         importlib.import_module(f"retrieval_kd.commands.{_mod}")
@@ -33,12 +33,44 @@ for _mod in _COMMAND_MODULES:
             raise
 
 
+# parameters that name a run's input or output folder: a leading `runs/` means the runs root (paths.run_path)
+RUN_PARAMS = {"out", "dest", "dst", "src", "index", "index_dir", "run_dir", "impact_dir", "rewriter_dir", "bundle",
+              "rewriter", "run", "model"}
+
+
+def _map_runs(value):
+    from pathlib import Path
+
+    from retrieval_kd.paths import run_path
+
+    if isinstance(value, (list, tuple)):
+        return type(value)(_map_runs(v) for v in value)
+    if isinstance(value, (str, Path)) and Path(value).parts[:1] == ("runs",):
+        return type(value)(run_path(value))
+    return value
+
+
+def with_runs_root(command):
+    """The click command tree with every folder parameter mapped through `paths.run_path` (see RUN_PARAMS)."""
+    import click
+
+    for param in command.params:
+        if param.name in RUN_PARAMS or isinstance(getattr(param, "type", None), click.Path):
+            old = param.callback
+            param.callback = (lambda ctx, p, v, old=old: _map_runs(old(ctx, p, v) if old else v))
+    for sub in getattr(command, "commands", {}).values():
+        with_runs_root(sub)
+    return command
+
+
 def main() -> None:
     """Entry point: user errors print one clear line (no traceback) and exit 2."""
     from retrieval_kd.errors import RKDError
+    from retrieval_kd.progress import quiet_third_party
 
+    quiet_third_party()
     try:
-        app()
+        with_runs_root(typer.main.get_command(app)).main(prog_name="rkd")
     except RKDError as e:
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
         sys.exit(2)
@@ -49,8 +81,10 @@ def run_recipe(*names: str, prog: str | None = None, defaults: dict[str, object]
                argv: list[str] | None = None) -> None:
     """Run one `rkd` command (e.g. "bench", "vq") as a program of its own: the eval/ recipes."""
     from retrieval_kd.errors import RKDError
+    from retrieval_kd.progress import quiet_third_party
 
-    command = typer.main.get_command(app)
+    quiet_third_party()
+    command = with_runs_root(typer.main.get_command(app))
     for name in names:
         command = command.commands[name]
     try:

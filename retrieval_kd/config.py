@@ -2,19 +2,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from retrieval_kd.errors import ConfigError
+from retrieval_kd.paths import run_path
 
 T = TypeVar("T", bound=BaseModel)
 
 
 class StrictModel(BaseModel):
-    """Base for every config section: unknown keys are errors."""
+    """Base for every config section: unknown keys are errors; defaults are validated too (RunPath below)."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), validate_default=True)
+
+
+def _run_path(value: str | None) -> str | None:
+    return None if value is None else str(run_path(value))
+
+
+# A run's input or output path: `runs/...` lands under the runs root ($RKD_RUNS; see paths.run_path).
+RunPath = Annotated[str, AfterValidator(_run_path)]
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:

@@ -18,9 +18,11 @@ def run_demo(out: Path, serve: bool = True) -> list[dict]:
     """Run the demo end to end and print the CACM table; returns its rows."""
     from retrieval_kd.bench.baselines import COLUMNS, baseline_rows, prepare
     from retrieval_kd.evaluate import format_table
+    from retrieval_kd.paths import run_path
     from retrieval_kd.threads import set_threads
 
     set_threads()
+    out = run_path(out)
     t0 = time.perf_counter()
     typer.echo("[1/4] CACM: normalise, encode with all-MiniLM-L6-v2 (cached after the first run), exact search")
     p = prepare("cacm")
@@ -84,3 +86,4 @@ def _serve_once(out: Path, index_dir: Path) -> None:
     for hit in res["hits"]:
         text = " ".join(str(hit.get("text") or "").split())[:90]
         typer.echo(f"      {hit['rank']}. {hit['id']}  {hit['score']:.4f}  {text}")
+    typer.echo(f"      browse it: rkd serve {bundle}  ->  search page: http://127.0.0.1:8000/")

@@ -31,3 +31,7 @@ class ConfigError(RKDError):
 
 class BundleError(RKDError):
     """A bundle (index + encoder + docstore) is missing a file, corrupt or of the wrong version."""
+
+
+class DataWarning(UserWarning):
+    """A data file has something the reader left out on purpose (e.g. an empty rewrite): names file and item."""

@@ -1,58 +1,14 @@
-"""ir-measures wrapper, TREC run reader/writer, teacher-recall, bootstrap intervals."""
+"""ir-measures wrapper, teacher-recall, bootstrap intervals; the TREC run and qrels reader/writer live in
+`data.formats.trec` (re-exported here)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 
-from retrieval_kd.errors import DataFormatError
-from retrieval_kd.utils import atomic_file
-
-Run = dict[str, dict[str, float]]
-Qrels = dict[str, dict[str, int]]
+from retrieval_kd.data.formats.trec import Qrels, Run, read_qrels, read_run, write_run  # noqa: F401  (re-exported)
 
 DEFAULT_MEASURES = ("nDCG@10", "R@100")
-
-
-def write_run(run: Mapping[str, Mapping[str, float]], path: str | Path, tag: str = "rkd") -> Path:
-    """Write a TREC run file (qid Q0 docid rank score tag), ranks by descending score, atomically."""
-    path = Path(path)
-    with atomic_file(path, "w", encoding="utf-8") as fh:
-        for qid, docs in run.items():
-            ranked = sorted(docs.items(), key=lambda kv: (-kv[1], kv[0]))
-            for rank, (doc, score) in enumerate(ranked, 1):
-                fh.write(f"{qid} Q0 {doc} {rank} {score:.6f} {tag}\n")
-    return path
-
-
-def read_run(path: str | Path) -> Run:
-    """Read a TREC run file, naming file and line on a malformed row."""
-    run: Run = {}
-    path = Path(path)
-    with open(path, encoding="utf-8") as fh:
-        for i, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            parts = line.split()
-            if len(parts) != 6:
-                raise DataFormatError(path, f"run line needs 6 columns (qid Q0 docid rank score tag), got {len(parts)}",
-                                      line=i)
-            try:
-                score = float(parts[4])
-            except ValueError:
-                raise DataFormatError(path, f"score {parts[4]!r} is not a number", line=i, field="score") from None
-            run.setdefault(parts[0], {})[parts[2]] = score
-    return run
-
-
-def read_qrels(path: str | Path) -> Qrels:
-    """Read a TREC qrels file (qid iter docid grade)."""
-    from retrieval_kd.data.dataset import read_trec_qrels_lines
-
-    path = Path(path)
-    with open(path, encoding="utf-8") as fh:
-        return read_trec_qrels_lines((path, i, ln) for i, ln in enumerate(fh, 1) if ln.strip())
 
 
 def _parse(measures: Iterable[str | object]):
@@ -101,15 +57,22 @@ def evaluate(
     return {m: float(np.mean(list(v.values()))) if v else 0.0 for m, v in pq.items()}
 
 
-def teacher_recall(run: Mapping[str, Mapping[str, float]], teacher: Mapping[str, Mapping[str, float]], k: int) -> float:
-    """Mean share of the teacher's top-k documents found in the run's top-k."""
-    vals = []
+def teacher_recall_per_query(run: Mapping[str, Mapping[str, float]], teacher: Mapping[str, Mapping[str, float]],
+                             k: int) -> dict[str, float]:
+    """Per query: the share of the teacher's top-k documents found in the run's top-k."""
+    out = {}
     for qid, tdocs in teacher.items():
         ttop = {d for d, _ in sorted(tdocs.items(), key=lambda kv: -kv[1])[:k]}
         if not ttop:
             continue
         rtop = {d for d, _ in sorted(run.get(qid, {}).items(), key=lambda kv: -kv[1])[:k]}
-        vals.append(len(ttop & rtop) / len(ttop))
+        out[qid] = len(ttop & rtop) / len(ttop)
+    return out
+
+
+def teacher_recall(run: Mapping[str, Mapping[str, float]], teacher: Mapping[str, Mapping[str, float]], k: int) -> float:
+    """Mean share of the teacher's top-k documents found in the run's top-k."""
+    vals = list(teacher_recall_per_query(run, teacher, k).values())
     return float(np.mean(vals)) if vals else 0.0
 
 
@@ -121,8 +84,6 @@ def bootstrap_ci(values: Sequence[float], n: int = 1000, alpha: float = 0.05, se
     rng = np.random.default_rng(seed)
     means = v[rng.integers(0, len(v), size=(n, len(v)))].mean(1)
     return float(np.quantile(means, alpha / 2)), float(np.quantile(means, 1 - alpha / 2))
-
-
 
 
 def format_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str] | None = None) -> str:

@@ -26,3 +26,21 @@ def cache_root() -> Path:
     root = Path(env).expanduser() if env else Path.home() / ".cache" / "retrieval_kd"
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def runs_root() -> Path:
+    """Where runs go: $RKD_RUNS, else ~/.local/share/retrieval_kd/runs ($XDG_DATA_HOME respected); never the clone."""
+    env = os.environ.get("RKD_RUNS")
+    if env:
+        return Path(env).expanduser().resolve()
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return (Path(data_home).expanduser() / "retrieval_kd" / "runs").resolve()
+
+
+def run_path(path: str | Path) -> Path:
+    """A run's folder: absolute paths and explicit relative ones (`./x`, `x`) stay; `runs/...` (every default in
+    the configs and commands) lands under `runs_root()`, so nothing is written into the clone unless asked."""
+    p = Path(path).expanduser()
+    if p.is_absolute() or not p.parts or p.parts[0] != "runs":
+        return p
+    return runs_root().joinpath(*p.parts[1:])

@@ -22,7 +22,7 @@ from retrieval_kd.serving.bundle import open_bundle, resolve_bundle
 from retrieval_kd.serving.runtime import RuntimeOptions
 from retrieval_kd.serving.searcher import Searcher
 
-from . import docs, problems
+from . import docs, page, problems
 from .auth import require_api_key
 from .guard import RequestGuard
 from .metrics import MetricsMiddleware
@@ -86,6 +86,8 @@ def create_app(bundles: Sequence[str | Path] | None = None, settings: ServerSett
                        responses=KEY_ERROR if metrics_keyed else None)
     problems.install(app)
     docs.install(app, settings)
+    if settings.page:
+        page.install(app)
     app.add_middleware(RequestGuard, state=st)
     app.add_middleware(MetricsMiddleware, metrics=st.metrics, is_index=searchers.__contains__)
     return app

@@ -102,7 +102,7 @@ async def search(name: IndexName, body: SearchRequest, st: State) -> Response:
 
     async def work() -> bytes:
         res = await st.search_one(s, body.query, body.k, body.nprobe)
-        return await _render(st, [res], body.with_text, lambda: render_one(s, res, body.with_text, t0))
+        return await _render(st, [res], body.with_text, lambda: render_one(s, res, body.with_text, t0, ("timings",)))
 
     return JSONBytes(await st.execute(1, work()))
 
@@ -149,7 +149,7 @@ async def conversational_search(name: IndexName, body: ConversationalSearchReque
     async def work() -> bytes:
         res = (await st.run(s.conversational_search, history, body.utterance, body.k)).top(body.k)
         return await _render(st, [res], body.with_text,
-                             lambda: render_one(s, res, body.with_text, t0, ("query_terms",)))
+                             lambda: render_one(s, res, body.with_text, t0, ("query_terms", "timings")))
 
     return JSONBytes(await st.execute(1, work()))
 
@@ -167,7 +167,7 @@ async def distill_search(name: IndexName, body: DistillSearchRequest, st: State)
         res = (await st.run(s.distill_search, dialogue, body.k)).top(body.k)
         rewrite = str(res.extra.get("rewrite", ""))
         return await _render(st, [res], body.with_text,
-                             lambda: render_one(s, res, body.with_text, t0, rewrite=rewrite))
+                             lambda: render_one(s, res, body.with_text, t0, ("queries", "timings"), rewrite=rewrite))
 
     return JSONBytes(await st.execute(1, work()))
 

@@ -104,6 +104,16 @@ class DrainingServer(uvicorn.Server):
     async def startup(self, sockets: Any = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().startup(sockets)
+        if self.started and self.settings.page:
+            print(f"search page: {self.page_url()}", flush=True)
+
+    def page_url(self) -> str:
+        """http://host:port/ of the search page (the bound port; a wildcard host shown as loopback)."""
+        port = self.settings.port
+        with contextlib.suppress(AttributeError, IndexError, OSError):
+            port = self.servers[0].sockets[0].getsockname()[1]
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.settings.host, self.settings.host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

@@ -117,12 +117,21 @@ class QueryTerm(BaseModel):
     weight: float
 
 
+class Timings(BaseModel):
+    """Milliseconds of each stage inside the searcher call (shared by the queries of one micro-batch)."""
+
+    encode_ms: float | None = Field(None, description="query encoder (ONNX)")
+    rewrite_ms: float | None = Field(None, description="dialogue rewriter (medical)")
+    search_ms: float | None = Field(None, description="index search (and fusion)")
+
+
 class SearchResponse(BaseModel):
-    """Hits of one query; `truncated` when the query was cut at the encoder's token limit."""
+    """Hits of one query; `truncated` when the query was cut at the encoder's token limit; `took_ms` in the server."""
 
     index: str
     hits: list[Hit]
     truncated: bool = False
+    timings: Timings | None = None
     took_ms: float
 
 
@@ -138,6 +147,7 @@ class ConversationalSearchResponse(SearchResponse):
 
 class DistillSearchResponse(SearchResponse):
     rewrite: str
+    queries: list[str] | None = Field(None, description="the distilled search queries (the rewrite's lines)")
 
 
 class RewriteResponse(BaseModel):

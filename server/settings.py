@@ -57,6 +57,7 @@ class ServerSettings(BaseSettings):
     body_timeout_s: float = Field(10.0, gt=0.0, description="a request body not complete by then: 408, closed")
     verify_hashes: bool = Field(True, description="check sha256 of every bundle file at start-up")
     docs: bool = Field(True, description="serve the OpenAPI docs at /docs (assets served locally, no CDN)")
+    page: bool = Field(True, description="serve the search page at / (static files, no CDN; API calls need the key)")
     access_log: bool = False
     log_level: str = "warning"
 

@@ -31,6 +31,7 @@ def shared_data() -> Path:
 # Normalised datasets and teacher caches of test runs live in the checkout (.cache/test, git-ignored),
 # so the user's cache is untouched and a second run reuses the first one's work.
 os.environ.setdefault("RKD_CACHE", str(Path(__file__).resolve().parents[1] / ".cache" / "test"))
+os.environ.setdefault("RKD_RUNS", str(Path(__file__).resolve().parents[1] / ".cache" / "test" / "runs"))
 
 
 @pytest.fixture(scope="session")

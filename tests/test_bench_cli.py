@@ -81,8 +81,13 @@ def test_eval_cast_passes_config_and_command(monkeypatch):
 def test_unknown_rows_and_variants_are_config_errors():
     res = invoke("bench", "vq", "--rows", "opq,nope")
     assert isinstance(res.exception, ConfigError) and "unknown rows: nope" in str(res.exception)
-    res = invoke("eval", "cast", "--variants", "nope", "--config", "missing.yaml")
+    res = invoke("eval", "cast", "--variants", "nope")
     assert isinstance(res.exception, ConfigError) and "unknown variant 'nope'" in str(res.exception)
+
+
+def test_a_missing_config_given_on_the_command_line_is_an_error_not_the_defaults():
+    res = invoke("eval", "cast", "--config", "missing.yaml")
+    assert isinstance(res.exception, ConfigError) and "missing.yaml: config file not found" in str(res.exception)
 
 
 def test_eval_recipe_runs_the_command():

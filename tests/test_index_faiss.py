@@ -88,3 +88,11 @@ def test_errors_name_the_problem(vectors, tmp_path):
     artifacts.write_meta(tmp_path / "ix", "bm25-index", 1)
     with pytest.raises(BundleError, match=r"meta\.json: field 'kind' is 'bm25-index'"):
         FaissIndex.load(tmp_path / "ix")
+
+
+def test_opq_on_too_few_vectors_is_a_clear_error_not_a_crash(vectors):
+    from retrieval_kd.errors import RKDError
+
+    x, ids = vectors
+    with pytest.raises(RKDError, match="OPQ needs at least 512 training vectors, got 300"):
+        FaissIndex.build(x[:300], ids[:300], "OPQ4,IVFn,PQ4x8np")

@@ -1,6 +1,8 @@
 """Dense teacher: equals a plain torch mean-pooling reference; embeddings are cached by (model, texts)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -46,18 +48,6 @@ def test_related_texts_score_higher(encoder):
     assert int(np.argmax(scores)) == 0
 
 
-def test_cache_is_keyed_by_texts(encoder, tmp_path):
-    from retrieval_kd.teachers.dense import encode_cached
-
-    a = encode_cached(encoder, TEXTS, "t", cache_dir=tmp_path, show_progress=False)
-    files = sorted(p.name for p in tmp_path.iterdir())
-    b = encode_cached(encoder, TEXTS, "t", cache_dir=tmp_path, show_progress=False)
-    assert isinstance(b, np.memmap) and np.array_equal(np.asarray(a), np.asarray(b))
-    assert sorted(p.name for p in tmp_path.iterdir()) == files  # second call hit the cache
-    encode_cached(encoder, TEXTS[:2], "t", cache_dir=tmp_path, show_progress=False)
-    assert len(list(tmp_path.iterdir())) == len(files) + 2  # other texts, other entry
-
-
 def test_bad_model_folder_is_a_clear_error(tmp_path):
     from retrieval_kd.errors import RKDError
     from retrieval_kd.teachers.dense import DenseEncoder
@@ -75,34 +65,18 @@ MORE = TEXTS + [
 ]
 
 
-def test_float32_cache_keeps_its_file_names(encoder, tmp_path):
-    from retrieval_kd.teachers.dense import encode_cached
-    from retrieval_kd.utils import sha256_text
-
-    encode_cached(encoder, TEXTS, "t", cache_dir=tmp_path, show_progress=False)
-    digest = sha256_text(encoder.fingerprint, "t", str(len(TEXTS)), *TEXTS)[:20]  # the first format's key
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{digest}.f32", f"{digest}.json"]
+def _entries(folder) -> list[str]:
+    """Assembled entries and the store folder, by name."""
+    return sorted(p.name for p in folder.iterdir())
 
 
-def test_float16_cache_is_its_own_entry(encoder, tmp_path):
-    from retrieval_kd.teachers.dense import encode_cached
-
-    a = encode_cached(encoder, TEXTS, "t", cache_dir=tmp_path, show_progress=False)
-    h = encode_cached(encoder, TEXTS, "t", cache_dir=tmp_path, show_progress=False, dtype="float16")
-    assert a.dtype == np.float32 and h.dtype == np.float16 and h.shape == a.shape
-    assert np.array_equal(np.asarray(h), np.asarray(a).astype(np.float16))  # the same rows, rounded once
-    assert len(list(tmp_path.iterdir())) == 4
-    again = encode_cached(encoder, TEXTS, "t", cache_dir=tmp_path, show_progress=False, dtype="float16")
-    assert again.dtype == np.float16 and len(list(tmp_path.iterdir())) == 4
-
-
-def _interrupt_after(encoder, monkeypatch, calls: int) -> list[int]:
-    """Make encoder.encode_batch raise on call number `calls` + 1; returns the list of batch sizes seen."""
+def _counting(encoder, monkeypatch, fail_at: int | None = None) -> list[int]:
+    """Count encoder.encode_batch calls (batch sizes); raise on call number `fail_at` + 1."""
     seen: list[int] = []
     real = type(encoder).encode_batch
 
     def batch(texts):
-        if len(seen) == calls:
+        if fail_at is not None and len(seen) == fail_at:
             raise KeyboardInterrupt("simulated crash")
         seen.append(len(texts))
         return real(encoder, texts)
@@ -111,49 +85,103 @@ def _interrupt_after(encoder, monkeypatch, calls: int) -> list[int]:
     return seen
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float16"])
-def test_interrupted_encoding_resumes_at_the_next_chunk(encoder, tmp_path, monkeypatch, dtype, capsys):
-    import json
+def test_cache_is_keyed_by_texts(encoder, tmp_path, monkeypatch):
+    from retrieval_kd.teachers.dense import encode_cached
 
+    a = encode_cached(encoder, TEXTS, "t", cache_dir=tmp_path, show_progress=False)
+    files = _entries(tmp_path)
+    seen = _counting(encoder, monkeypatch)
+    b = encode_cached(encoder, TEXTS, "t", cache_dir=tmp_path, show_progress=False)
+    assert isinstance(b, np.memmap) and np.array_equal(np.asarray(a), np.asarray(b))
+    assert _entries(tmp_path) == files and seen == []  # second call hit the cache
+    sub = encode_cached(encoder, TEXTS[:2], "t", cache_dir=tmp_path, show_progress=False)
+    assert len(_entries(tmp_path)) == len(files) + 2  # other list, other entry ...
+    assert seen == [] and np.array_equal(np.asarray(sub), np.asarray(a)[:2])  # ... assembled from stored rows
+
+
+def test_a_growing_corpus_encodes_only_its_new_texts(encoder, tmp_path, monkeypatch):
+    from retrieval_kd.teachers.dense import encode_cached
+
+    encode_cached(encoder, TEXTS, "corpus:a", cache_dir=tmp_path, show_progress=False)
+    seen = _counting(encoder, monkeypatch)
+    grown = MORE[::-1] + [TEXTS[0]]  # reordered, merged, with a duplicate
+    got = encode_cached(encoder, grown, "corpus:b", cache_dir=tmp_path, show_progress=False)
+    assert sum(seen) == len(MORE) - len(TEXTS)  # the 5 new texts, each once
+    assert np.allclose(np.asarray(got), encoder.encode(grown), atol=1e-6)
+
+
+def test_float32_cache_keeps_its_file_names(encoder, tmp_path):
+    from retrieval_kd.teachers.dense import encode_cached
+    from retrieval_kd.utils import sha256_text
+
+    encode_cached(encoder, TEXTS, "t", cache_dir=tmp_path, show_progress=False)
+    digest = sha256_text(encoder.fingerprint, "t", str(len(TEXTS)), *TEXTS)[:20]  # the first format's key
+    assert _entries(tmp_path) == [f"{digest}.f32", f"{digest}.json", "store"]
+
+
+def test_float16_entry_reads_the_float32_rows(encoder, tmp_path, monkeypatch):
+    from retrieval_kd.teachers.dense import encode_cached
+
+    a = encode_cached(encoder, TEXTS, "t", cache_dir=tmp_path, show_progress=False)
+    seen = _counting(encoder, monkeypatch)
+    h = encode_cached(encoder, TEXTS, "t", cache_dir=tmp_path, show_progress=False, dtype="float16")
+    assert a.dtype == np.float32 and h.dtype == np.float16 and h.shape == a.shape and seen == []
+    assert np.array_equal(np.asarray(h), np.asarray(a).astype(np.float16))  # the same rows, rounded once
+    assert len(_entries(tmp_path)) == 5
+    again = encode_cached(encoder, TEXTS, "t", cache_dir=tmp_path, show_progress=False, dtype="float16")
+    assert again.dtype == np.float16 and len(_entries(tmp_path)) == 5
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_interrupted_encoding_keeps_its_whole_chunks(encoder, tmp_path, monkeypatch, dtype):
     from retrieval_kd.teachers.dense import encode_cached
 
     one_pass = encoder.encode(MORE)  # batch_size 2; chunk=3 rounds up to 4 texts = 2 batches, 3 chunks
-    seen = _interrupt_after(encoder, monkeypatch, 4)  # chunks 0 and 1 (4 batches) done, crash in chunk 2
+    _counting(encoder, monkeypatch, fail_at=4)  # chunks 0 and 1 (4 batches) committed, crash in chunk 2
     with pytest.raises(KeyboardInterrupt):
         encode_cached(encoder, MORE, "r", cache_dir=tmp_path, show_progress=False, dtype=dtype, chunk=3)
-    suffix = {"float32": "f32", "float16": "f16"}[dtype]
-    names = sorted(p.name.split(".", 1)[1] for p in tmp_path.iterdir())
-    assert names == [f"{suffix}.lock", f"{suffix}.partial", f"{suffix}.progress.json"]  # no data until whole
-    progress = json.loads(next(tmp_path.glob("*.progress.json")).read_text())
-    assert progress["chunks_done"] == 2 and progress["n_chunks"] == 3
-    seen = _interrupt_after(encoder, monkeypatch, 99)
-    got = encode_cached(encoder, MORE, "r", cache_dir=tmp_path, show_progress=False, dtype=dtype, chunk=3)
-    assert seen == [1]  # only the last chunk (one text) was encoded again
-    assert "resuming at chunk 2 (8 done)" in capsys.readouterr().err
+    assert [n for n in _entries(tmp_path) if not n.endswith(".lock")] == ["store"]  # no entry until whole
+    seen = _counting(encoder, monkeypatch)
+    got = encode_cached(encoder, MORE, "r", cache_dir=tmp_path, show_progress=False, dtype=dtype, chunk=5)
+    assert seen == [1]  # only the text of the lost chunk was encoded again (any chunk size)
     assert got.dtype == np.dtype(dtype) and np.array_equal(np.asarray(got), one_pass.astype(dtype))
-    done = sorted(p.name.split(".", 1)[1] for p in tmp_path.iterdir())
-    assert done == {"float32": ["f32", "json"], "float16": ["f16", "f16.json"]}[dtype]  # only the entry is left
+    leftovers = [p.name for p in tmp_path.rglob("*") if ".tmp-" in p.name or p.name.endswith(".lock")]
+    assert leftovers == []
 
 
-def test_a_changed_plan_starts_afresh(encoder, tmp_path, monkeypatch):
+def test_shards_fill_one_store_then_assembly_encodes_nothing(encoder, tmp_path, monkeypatch):
     from retrieval_kd.teachers.dense import encode_cached
 
-    _interrupt_after(encoder, monkeypatch, 2)
-    with pytest.raises(KeyboardInterrupt):
-        encode_cached(encoder, MORE, "r", cache_dir=tmp_path, show_progress=False, chunk=2)
-    seen = _interrupt_after(encoder, monkeypatch, 99)
-    got = encode_cached(encoder, MORE, "r", cache_dir=tmp_path, show_progress=False, chunk=4)  # other chunks
-    assert len(seen) == 5 and np.array_equal(np.asarray(got), encoder.encode(MORE))
+    seen = _counting(encoder, monkeypatch)
+    counts = [encode_cached(encoder, MORE, "s", cache_dir=tmp_path, show_progress=False, shard=(i, 3))
+              for i in range(3)]
+    assert sorted(counts) == [3, 3, 3] and sum(seen) == len(MORE)  # disjoint thirds, every text once
+    assert _entries(tmp_path) == ["store"]
+    seen.clear()
+    got = encode_cached(encoder, MORE, "s", cache_dir=tmp_path, show_progress=False)
+    assert seen == [] and np.allclose(np.asarray(got), encoder.encode(MORE), atol=1e-6)
+    assert encode_cached(encoder, MORE, "s", cache_dir=tmp_path, show_progress=False, shard=(1, 3)) == 0
+
+
+def test_bad_shard_is_a_clear_error():
+    from retrieval_kd.errors import RKDError
+    from retrieval_kd.teachers.store import parse_shard
+
+    assert parse_shard("1/4") == (1, 4) and parse_shard(None) is None
+    for bad in ["4/4", "x", "1/0", "-1/2"]:
+        with pytest.raises(RKDError, match="--shard"):
+            parse_shard(bad)
 
 
 def test_a_waiting_writer_finds_the_entry_written_meanwhile(encoder, tmp_path, monkeypatch):
     import threading
 
-    from retrieval_kd.teachers.dense import CacheEntry, encode_cached
+    from retrieval_kd.teachers.dense import encode_cached
+    from retrieval_kd.teachers.store import Assembled
     from retrieval_kd.utils import sha256_text
 
-    entry = CacheEntry(tmp_path, sha256_text(encoder.fingerprint, "w", str(len(TEXTS)), *TEXTS)[:20])
-    seen = _interrupt_after(encoder, monkeypatch, 99)
+    entry = Assembled(tmp_path, sha256_text(encoder.fingerprint, "w", str(len(TEXTS)), *TEXTS)[:20])
+    seen = _counting(encoder, monkeypatch)
     got: list = []
     with entry.lock():  # another writer holds the entry
         waiter = threading.Thread(target=lambda: got.append(
@@ -161,9 +189,7 @@ def test_a_waiting_writer_finds_the_entry_written_meanwhile(encoder, tmp_path, m
         waiter.start()
         waiter.join(0.5)
         assert waiter.is_alive() and not got  # blocked on the lock
-        meta = {"shape": [len(TEXTS), 384], "fingerprint": encoder.fingerprint}
-        entry.write(meta, np.arange(len(TEXTS)), lambda rows: np.full((len(rows), 384), 0.5, np.float32), 2, 2,
-                    False)
+        np.full((len(TEXTS), 384), 0.5, np.float32).tofile(entry.path)
+        entry.meta_path.write_text(json.dumps({"shape": [len(TEXTS), 384]}))
     waiter.join(30)
     assert seen == [] and np.all(np.asarray(got[0]) == 0.5)  # it re-checked and read, encoding nothing
-    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".f32", ".json"]  # lock and progress files gone

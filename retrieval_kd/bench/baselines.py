@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from retrieval_kd.paths import run_path
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -47,6 +49,10 @@ def prepare(name: str, encoder: Any = None, depth: int = 100) -> Prepared:
     from retrieval_kd.teachers.dense import DenseEncoder, encode_corpus, encode_queries
 
     ds = datasets.load(name)
+    if not ds.queries:
+        from retrieval_kd.errors import RKDError
+
+        raise RKDError(f"{name}: no queries, so no row can be measured (rkd quickstart evaluates on pseudo-queries)")
     encoder = encoder or DenseEncoder()
     doc_emb = np.asarray(encode_corpus(encoder, ds))
     qids, q_emb = encode_queries(encoder, ds.queries, ds.name)
@@ -116,7 +122,7 @@ def run_baselines(datasets: Sequence[str] = DATASETS, factories: Sequence[str] =
         rows += baseline_rows(p, list(factories), nprobe)
         print(format_table([r for r in rows if r["dataset"] == p.ds.name], COLUMNS), flush=True)
     table = format_table(rows, COLUMNS)
-    out = Path(out)
+    out = run_path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.md").write_text(table + "\n")
     write_json(out / "results.json", {"rows": rows, "run_info": run_info(settings)})

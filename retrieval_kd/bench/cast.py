@@ -22,10 +22,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from retrieval_kd.paths import run_path
+from retrieval_kd.progress import progress_enabled
+
 if TYPE_CHECKING:
     from retrieval_kd.methods.disco.config import DiscoConfig
 
 MEASURES = ("nDCG@3", "RR", "R@10", "R@100")
+REWRITES = ("automatic", "manual")  # turn texts that a topic file may lack (their rows cover the turns that have one)
 EVAL_SETS = {"cast2021": "CAsT 2021", "ikat2023": "iKAT 2023"}
 VARIANTS = {  # key -> (row name, teacher sources, aggregation)
     "human": ("DiSCo, human teacher", ["manual"], "mean"),
@@ -61,10 +65,25 @@ def official_evaluate(run: dict, collection: str, root: Path | None = None,
 
 
 def split_queries(ds: Any) -> dict[str, list[str]]:
-    """Evaluation collection -> its judged turn ids."""
+    """Evaluation collection (each conversation's `collection`, else the dataset's name) -> its judged turn ids."""
+    from retrieval_kd.errors import DataFormatError
+
     judged = ds.judged_queries()
-    return {c: [t["id"] for x in ds.conversations if x["collection"] == c for t in x["turns"] if t["id"] in judged]
-            for c in EVAL_SETS}
+    out: dict[str, list[str]] = {}
+    for x in ds.conversations:
+        ids = [t["id"] for t in x["turns"] if t["id"] in judged]
+        if ids:
+            out.setdefault(x.get("collection") or ds.name, []).extend(ids)
+    if not out:
+        where = ds.path / "qrels.txt" if ds.path else f"dataset {ds.name}"
+        raise DataFormatError(where, f"no judged turn at grade >= {ds.rel_threshold} in {len(ds.conversations)} "
+                              "conversations: nothing to evaluate (data.eval names the evaluation dataset)")
+    return out
+
+
+def set_label(collection: str) -> str:
+    """A table's set name: the track's name for the known ones, else the collection's own."""
+    return EVAL_SETS.get(collection, collection)
 
 
 def turn_texts(ds: Any, kind: str, responses: str = "last") -> dict[str, str]:
@@ -85,17 +104,21 @@ def turn_texts(ds: Any, kind: str, responses: str = "last") -> dict[str, str]:
     return out
 
 
-def score_rows(name: str, run: dict, ds: Any, splits: dict[str, list[str]], extra: dict | None = None) -> list[dict]:
-    """One row per evaluation set (turns the run has no text for count as zero)."""
+def score_rows(name: str, run: dict, ds: Any, splits: dict[str, list[str]], extra: dict | None = None,
+               covered_only: bool = False) -> list[dict]:
+    """One row per evaluation set. Turns the run has no text for count as zero, or with `covered_only` (rewrite
+    rows: a turn whose topic file has an empty rewrite was warned about when read) are left out of that row."""
     from retrieval_kd.evaluate import evaluate
 
     rows = []
     for coll, qids in splits.items():
+        if covered_only:
+            qids = [q for q in qids if q in run]
         covered = sum(1 for q in qids if q in run)
         if not covered:
             continue
         m = evaluate(run, ds.qrels, list(MEASURES), rel=ds.rel_threshold, queries=qids)
-        rows.append({"set": EVAL_SETS[coll], "query": name, **m, "turns": len(qids), **(extra or {})})
+        rows.append({"set": set_label(coll), "query": name, **m, "turns": len(qids), **(extra or {})})
     return rows
 
 
@@ -134,14 +157,16 @@ def reference_rows(cfg: DiscoConfig, ds: Any, splits: dict[str, list[str]], enc:
 
         bm = BM25Index.build(ds.doc_texts, ds.doc_ids)
         for kind in ("raw", "history", "automatic", "manual"):
-            rows += score_rows(f"BM25: {kind}", bm.search_run(turn_texts(ds, kind), 100), ds, splits)
+            rows += score_rows(f"BM25: {kind}", bm.search_run(turn_texts(ds, kind), 100), ds, splits,
+                               covered_only=kind in REWRITES)
     labels = {"raw": "raw utterance", "history": "whole history concatenated", "automatic": "automatic rewrite",
               "manual": "human rewrite (teacher bound)", "student": "DiSCo input text, untrained"}
     init = SpladeEncoder(cfg.model.student_init or enc.path, max_length=cfg.model.max_length,
                          segments=cfg.model.segments)  # the student before training
     for kind, label in labels.items():
         rows += score_rows(f"SPLADE: {label}", sparse_run(init if kind == "student" else enc, index,
-                                                          turn_texts(ds, kind, cfg.model.responses)), ds, splits)
+                                                          turn_texts(ds, kind, cfg.model.responses)), ds, splits,
+                           covered_only=kind in REWRITES)
     return rows
 
 
@@ -155,7 +180,7 @@ def student_rows(cfg: DiscoConfig, key: str, ds: Any, splits: dict[str, list[str
     dest = out / "students" / key
     if not (reuse and (dest / "meta.json").exists()):
         t0 = time.time()
-        train_disco(student_config(cfg, sources, agg, dest), dest, progress=False)
+        train_disco(student_config(cfg, sources, agg, dest), dest, progress=progress_enabled())
         print(f"trained {name} in {time.time() - t0:.0f}s -> {dest}", file=sys.stderr)
     student = SpladeEncoder(dest / "student", max_length=cfg.model.max_length)
     meta = json.loads((dest / "meta.json").read_text())
@@ -165,12 +190,15 @@ def student_rows(cfg: DiscoConfig, key: str, ds: Any, splits: dict[str, list[str
 
 def write_report(rows: list[dict], cfg: DiscoConfig, out: Path, command: str) -> None:
     """Print the table and each student's share of the human-rewrite bound; write results.json and table.md."""
+    from retrieval_kd.errors import RKDError
     from retrieval_kd.evaluate import format_table
     from retrieval_kd.utils import run_info, write_json
 
+    if not rows:
+        raise RKDError(f"{out}: no row was evaluated (no run covered a judged turn); nothing written")
     table = format_table(rows, ["set", "query", *MEASURES, "turns"])
     print(f"\n`{command.strip()}`\n\n{table}\n")
-    for label in EVAL_SETS.values():
+    for label in dict.fromkeys(r["set"] for r in rows):
         bound = next((r["nDCG@3"] for r in rows if r["set"] == label and r["query"].startswith("SPLADE: human")), None)
         for r in rows:
             if r["set"] == label and r["query"].startswith("DiSCo") and bound:
@@ -190,7 +218,7 @@ def run_cast(cfg: DiscoConfig, out: str | Path = "runs/cast-bench", variants: Se
 
     check_variants(variants)
     set_threads()
-    out = Path(out)
+    out = run_path(out)
     ds = load(cfg.data.eval)
     splits = split_queries(ds)
     enc = SpladeEncoder(cfg.model.document_encoder, max_length=cfg.model.doc_max_length)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from retrieval_kd.bench.server import ensure_baseline, ensure_bundle
+from retrieval_kd.paths import run_path
 
 HEAVY = [(f"word{i} " * 600)[:4000] for i in range(64)]
 INVALID = [b'{"query": NaN}', b'{"query": "\\ud800"}', b'{"query": "a", "k": 0}', b'{"query": "a", "k": Infinity}',
@@ -234,7 +235,7 @@ def run_chaos(bundle: Path | None = None, out: str | Path = "runs/bench_chaos", 
     from retrieval_kd.serving.process import free_port
     from retrieval_kd.utils import run_info, write_json
 
-    out = Path(out)
+    out = run_path(out)
     src = Path(bundle) if bundle else ensure_bundle(ensure_baseline(Path("runs/bench_server/cacm-faiss")).resolve(),
                                                     Path("runs/bench_server/bundles/cacm"), False, False)
     work = out / "bundle"

@@ -26,6 +26,7 @@ import numpy as np
 
 from retrieval_kd.index.topk import ANN_ABOVE_PAIRS
 from retrieval_kd.methods.distill_vq.config import IndexConfig
+from retrieval_kd.paths import run_path
 
 COLUMNS = ("N", "top-K s", "start s", "s/step", "export s", "total s", "peak RSS GB")
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
@@ -260,7 +261,7 @@ def run_cost_curve(
     for n in sorted(sizes):
         rows.append(run_isolated(n, cfg) if isolate else run_size(n, cfg))
         print(format_table(rows[-1:], COLUMNS), flush=True)
-    out = Path(out)
+    out = run_path(out)
     out.mkdir(parents=True, exist_ok=True)
     head = (f"d={dim}, OPQ{m},IVF√N,PQ{m}x8, {queries} training queries, top-{top_k}, batch {batch}, "
             f"{steps} steps, threads {rows[0]['threads']}")

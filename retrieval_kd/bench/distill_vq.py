@@ -13,13 +13,14 @@ Same-bytes peers (`bench/vq_peers.py`): ivfpq_fs (faiss PQ fast-scan), ivf_rq, i
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from retrieval_kd.bench.vq_peers import PEERS, peer_rows, scann_available
-from retrieval_kd.paths import REPO_DIR
+from retrieval_kd.paths import REPO_DIR, run_path
 
 DATASETS = ("cacm", "med", "cisi", "cranfield", "cf", "scifact")
 ROWS = ("ivfpq", "opq", "listnet", "listnet_opq", "kl", "margin_mse", "ivfpq_fs", "ivf_rq")
@@ -34,6 +35,7 @@ VARIANTS = {
     "infonce": ("Distill-VQ (infonce)", ["loss.name=infonce"]),
 }
 DEFAULT_NPROBE = 16
+_NOTED: set[int] = set()  # code sizes whose recipe note was printed
 
 
 def config_for(name: str, m: int, nprobe: int, extra: list[str]) -> Any:
@@ -43,6 +45,10 @@ def config_for(name: str, m: int, nprobe: int, extra: list[str]) -> Any:
 
     path = REPO_DIR / "configs" / f"vq_{m}b.yaml"
     base = path if path.exists() else REPO_DIR / "configs" / "vq_8b.yaml"
+    if base != path and m not in _NOTED:
+        _NOTED.add(m)
+        print(f"note: no {path.name}; {m} bytes use the 8-byte recipe ({base.name}) with OPQ{m},IVFn,PQ{m}x8np",
+              file=sys.stderr)
     sets = [f"dataset={name}", f"index.factory=OPQ{m},IVFn,PQ{m}x8np", f"index.nprobe={nprobe}",
             "output_dir=null", "train.progress=false", *extra]
     return load_config(base, VQConfig, sets)
@@ -175,7 +181,7 @@ def run_distill_vq(datasets: Sequence[str] = DATASETS, sizes: Sequence[int] = (8
                 "nprobe": nprobe, "plot_sizes": ",".join(map(str, plot_sizes)), "seed": seed, "sets": list(sets),
                 "out": str(out), "threads": threads}
     set_threads(threads)
-    out = Path(out)
+    out = run_path(out)
     out.mkdir(parents=True, exist_ok=True)
     encoder = DenseEncoder()
     all_rows: list[dict] = []
@@ -200,5 +206,23 @@ def trained_rows(vq: Any, ds: Any) -> list[dict]:
     held = HeldOut.of(ds, vq.encoder, vq.split["eval_qids"])
     nprobe, t = vq.config.index.nprobe, vq.timings
     q_emb = vq.encode_queries([ds.queries[q] for q in held.qids]) if vq.finetuned else None
-    return [held.row(f"start {vq.start_index.factory}", vq.start_index, nprobe, t["faiss_build_s"]),
-            held.row(f"Distill-VQ ({vq.config.loss.name})", vq.index, nprobe, t["run_s"], q_emb)]
+    return [held.row(f"start {vq.start_index.factory}", vq.start_index, nprobe, t["faiss_build_s"], per_query=True),
+            held.row(f"Distill-VQ ({vq.config.loss.name})", vq.index, nprobe, t["run_s"], q_emb, per_query=True)]
+
+
+def train_results(vq: Any, ds: Any, rows: list[dict], command: str) -> dict:
+    """results.json of a `rkd train vq` run (bench/report.py renders it)."""
+    from retrieval_kd.utils import run_info
+
+    val = vq.result.get("validation") or {}
+    out = {"title": f"Distill-VQ {vq.config.index.factory} on {ds.name}", "command": command,
+           "dataset": {"name": ds.name, "docs": len(ds.doc_ids), "queries": len(ds.queries),
+                       "judged": sum(1 for q in ds.queries if ds.qrels.get(q))},
+           "rows": rows, "columns": [c for c in COLUMNS if c != "dataset"],
+           "training": {"loss_curve": vq.result.get("loss_curve", []), "validation": val},
+           "timings": {k: round(v, 2) for k, v in vq.timings.items()}, "run_info": run_info(vq.config.model_dump()),
+           "notes": [f"{vq.split['pseudo_queries']} pseudo-queries train (no labels); the real queries are held out"]}
+    if len(rows) == 2:
+        out["per_query"] = {"baseline": rows[0]["method"], "method": rows[1]["method"],
+                            "values": {r["method"]: r.get("per-query TR@10", {}) for r in rows}}
+    return out

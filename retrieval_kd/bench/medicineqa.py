@@ -5,11 +5,12 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from retrieval_kd.config import StrictModel
+from retrieval_kd.config import RunPath, StrictModel
+from retrieval_kd.errors import ConfigError
 from retrieval_kd.evaluate import bootstrap_ci, evaluate, format_table, write_run
 from retrieval_kd.methods.drr.pipeline import BM25Retriever, DenseRetriever, fuse, hit_at_k, mean, retrieve
 from retrieval_kd.methods.drr.tagging import Corrector
@@ -22,8 +23,8 @@ class SideConfig(StrictModel):
     dataset: str
     multiround: str | None = None  # zh: the derived multi-round dataset
     tokenizer: str = "en"  # BM25 tokenizer: en | zh-bigram | zh-jieba
-    extractive: str | None = None  # trained tagger folder
-    seq2seq: str | None = None  # trained seq2seq folder (completeness only)
+    extractive: RunPath | None = None  # trained tagger folder
+    seq2seq: RunPath | None = None  # trained seq2seq folder (completeness only)
     correct: bool = True  # query-term correction against the database vocabulary
     dense: bool = True
     lucene: bool = False  # also Lucene BM25 (pyserini + Java 21); skipped with a note when unavailable
@@ -35,7 +36,8 @@ class EvalConfig(StrictModel):
     en: SideConfig | None = SideConfig(dataset="medquad-liveqa", extractive="runs/drr-en-tagger")
     zh: SideConfig | None = SideConfig(dataset="medicineqa", multiround="medicineqa-multiround", tokenizer="zh-bigram",
                                        extractive="runs/drr-zh-tagger")
-    out: str = "runs/drr-eval"
+    out: RunPath = "runs/drr-eval"
+    sides: list[Literal["en", "zh"]] = ["en", "zh"]  # which sides run (a side set to null never runs)
     k: int = 1000
     hr_k: list[int] = [1, 3, 5]
     fusion: str = "rrf-max"  # several queries of one dialogue: rrf (sum) or rrf-max (best rank); hybrid is rrf
@@ -49,16 +51,33 @@ def _dialogues(ds: Any) -> dict[str, list[dict]]:
     return {q: [{"role": "user", "text": t}] for q, t in ds.queries.items()}
 
 
-def _rewriters(side: SideConfig, teacher: dict[str, list[str]], corrector: Corrector | None):
+TEACHER_LABELS = {"zh": "teacher queries (gold drug + attribute: upper bound)",
+                  "en": "teacher queries (NLM question summaries)"}
+
+
+def teacher_queries(ds: Any, lang: str, log: Callable[[str], None]) -> dict[str, list[str]] | None:
+    """The human-distilled teacher's queries of a set, or None (row skipped, reason printed) when it has none."""
+    from retrieval_kd.errors import DataNotFoundError
+    from retrieval_kd.teachers.queries import liveqa_summary_queries, medicineqa_queries
+
+    try:
+        return medicineqa_queries(ds) if lang == "zh" else liveqa_summary_queries(ds)
+    except DataNotFoundError as e:
+        log(f"row '{TEACHER_LABELS[lang]}' skipped: {e}")
+        return None
+
+
+def _rewriters(side: SideConfig, teacher: dict[str, list[str]] | None, corrector: Corrector | None, lang: str):
     """(row name, fn(dialogues) -> {id: queries}) for every rewriter this side can run."""
     from retrieval_kd.methods.drr.rewriters import ExtractiveRewriter, LastUtterance, Seq2SeqRewriter, WholeDialogue
 
     rows: list[tuple[str, Callable]] = [
         ("raw question (last turn)", lambda d: {i: LastUtterance().rewrite(x) for i, x in d.items()}),
         ("whole dialogue", lambda d: {i: WholeDialogue().rewrite(x) for i, x in d.items()}),
-        ("teacher queries (upper bound)", lambda d: {i: teacher.get(i) or LastUtterance().rewrite(x)
-                                                      for i, x in d.items()}),
     ]
+    if teacher is not None:
+        rows.append((TEACHER_LABELS[lang], lambda d: {i: teacher.get(i) or LastUtterance().rewrite(x)
+                                                      for i, x in d.items()}))
     if corrector is not None and corrector.names:
         from retrieval_kd.methods.drr.rewriters import LinkedRecency
 
@@ -124,7 +143,6 @@ def evaluate_side(name: str, side: SideConfig, cfg: EvalConfig, out: Path,
                   log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """All rows of one language: each rewriter with BM25, dense and hybrid (BM25 + dense, RRF)."""
     from retrieval_kd import datasets
-    from retrieval_kd.teachers.queries import liveqa_summary_queries, medicineqa_queries
 
     lang = "zh" if side.tokenizer.startswith("zh") else "en"
     sets = [("single-turn", datasets.load(side.dataset))]
@@ -143,9 +161,9 @@ def evaluate_side(name: str, side: SideConfig, cfg: EvalConfig, out: Path,
     retrievers = _retrievers(base, side, log)
     rows = []
     for set_name, ds in sets:
-        teacher = medicineqa_queries(ds) if lang == "zh" else liveqa_summary_queries(ds)
+        teacher = teacher_queries(ds, lang, log)
         dialogues = _dialogues(ds)
-        for rw_name, fn in _rewriters(side, teacher, corrector):
+        for rw_name, fn in _rewriters(side, teacher, corrector, lang):
             t0 = time.perf_counter()
             rewrites = fn(dialogues)
             t_rw = time.perf_counter() - t0
@@ -173,8 +191,12 @@ def run_eval(cfg: EvalConfig, log: Callable[[str], None] = print) -> tuple[list[
     with atomic_dir(out) as tmp:
         (tmp / "runs").mkdir()
         for name, side in (("en", cfg.en), ("zh", cfg.zh)):
-            if side is not None:
+            if side is not None and name in cfg.sides:
+                log(f"side {name}: dataset {side.dataset}" + (f" + {side.multiround}" if side.multiround else ""))
                 all_rows += evaluate_side(name, side, cfg, tmp, log)
+        if not all_rows:
+            raise ConfigError(f"sides {cfg.sides}: no side ran (en: {cfg.en and cfg.en.dataset}, zh: "
+                              f"{cfg.zh and cfg.zh.dataset}); nothing evaluated")
         tables = []
         for lang in ("en", "zh"):
             rows = [r for r in all_rows if ("attr HR@1" in r) == (lang == "zh")]

@@ -21,6 +21,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from retrieval_kd.paths import run_path
+
 FACTORY = "OPQ8,IVFn,PQ8x8np"
 BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 
@@ -255,11 +257,11 @@ def run_server_bench(index: Path | None = None, out: str | Path = "runs/bench_se
     from retrieval_kd.threads import set_threads
     from retrieval_kd.utils import machine_cores, run_info, write_json
 
-    settings = {"index": index, "out": Path(out), "duration": duration, "warmup": warmup,
+    settings = {"index": index, "out": run_path(out), "duration": duration, "warmup": warmup,
                 "clients": ",".join(map(str, clients)), "inproc_seconds": inproc_seconds, "no_int8": not int8,
                 "rebuild": rebuild}
     set_threads(1)
-    out, clients, cores = Path(out), list(clients), machine_cores()
+    out, clients, cores = run_path(out), list(clients), machine_cores()
     index_dir = (index or ensure_baseline(out / "cacm-faiss")).resolve()
     fp32 = ensure_bundle(index_dir, out / "bundles" / "cacm", False, rebuild)
     int8_dir = ensure_bundle(index_dir, out / "bundles" / "cacm-int8", True, rebuild) if int8 else None

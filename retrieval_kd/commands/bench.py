@@ -12,7 +12,7 @@ from retrieval_kd.bench.distill_vq import ROWS as VQ_ROWS
 from retrieval_kd.bench.distill_vq import VARIANTS as VQ_VARIANTS
 from retrieval_kd.bench.vq_peers import PEERS as VQ_PEERS
 from retrieval_kd.cli import bench_app, eval_app
-from retrieval_kd.commands.options import command_line, split_ints, split_list
+from retrieval_kd.commands.options import command_line, resolve_config, split_ints, split_list
 
 _THREADS = typer.Option(None, help="torch/faiss threads (default $RKD_THREADS or 1)")
 
@@ -87,7 +87,7 @@ def bench_chaos(
 def eval_cast(
     ctx: typer.Context,
     config: str = typer.Option("configs/disco_cast.yaml", "--config", "-c",
-                               help="DiSCo YAML config (its defaults when the file is absent)"),
+                               help="DiSCo YAML config (a missing file given here is an error)"),
     out: str = typer.Option("runs/cast-bench", help="folder for the index, students, table.md and results.json"),
     overrides: list[str] = typer.Option([], "--set", help="config override a.b=value, e.g. train.epochs=1"),
     variants: str = typer.Option(",".join(CAST_VARIANTS), help=f"DiSCo rows to train, of {','.join(CAST_VARIANTS)}"),
@@ -99,7 +99,7 @@ def eval_cast(
     from retrieval_kd.config import load_config
     from retrieval_kd.methods.disco.config import DiscoConfig
 
-    cfg = load_config(config if Path(config).exists() else None, DiscoConfig, overrides)
+    cfg = load_config(resolve_config(ctx, "config", config), DiscoConfig, overrides)
     run_cast(cfg, out, split_list(variants), reuse, not no_bm25, command_line(ctx))
 
 
@@ -119,7 +119,9 @@ def eval_cast_official(
 @eval_app.command("medicineqa")
 def eval_medicineqa(
     config: str | None = typer.Option(None, "--config", "-c", help="YAML config (none: the EvalConfig defaults)"),
-    overrides: list[str] = typer.Option([], "--set", help="override a config key, e.g. --set out=runs/drr-eval"),
+    overrides: list[str] = typer.Option([], "--set", help="override a config key, e.g. --set en.dataset=FOLDER "
+                                        "(a dataset name or folder), --set out=runs/drr-eval"),
+    side: list[str] = typer.Option([], "--side", help="run only this side: en or zh (repeatable; default both)"),
 ) -> None:
     """Every rewriter × retriever row on LiveQA-Med (en) and MedicineQA-zh (+ multi-round): a Markdown table."""
     from retrieval_kd.bench.medicineqa import EvalConfig, run_eval
@@ -127,7 +129,7 @@ def eval_medicineqa(
     from retrieval_kd.threads import set_threads
 
     set_threads()
-    cfg = load_config(config, EvalConfig, overrides)
+    cfg = load_config(config, EvalConfig, [*overrides, *([f"sides=[{','.join(side)}]"] if side else [])])
     _, table = run_eval(cfg, log=lambda s: typer.echo(s, err=True))
     typer.echo(table)
     typer.echo(f"\nruns, queries, rows.json, table.md -> {cfg.out}")

@@ -10,16 +10,18 @@ from retrieval_kd.cli import export_app, index_app, train_app
 
 @train_app.command("disco")
 def train_disco_cmd(
+    ctx: typer.Context,
     config: Path | None = typer.Option(Path("configs/disco_cast.yaml"), "--config", "-c", help="YAML config"),
     overrides: list[str] = typer.Option([], "--set", help="override a config value, e.g. train.epochs=1"),
     out: Path | None = typer.Option(None, help="run folder (default: the config's `output`)"),
 ) -> None:
     """Train a DiSCo conversational SPLADE query encoder from rewrite teachers."""
+    from retrieval_kd.commands.options import resolve_config
     from retrieval_kd.config import load_config
     from retrieval_kd.methods.disco.config import DiscoConfig
     from retrieval_kd.methods.disco.trainer import train_disco
 
-    cfg = load_config(config, DiscoConfig, overrides)
+    cfg = load_config(resolve_config(ctx, "config", config), DiscoConfig, overrides)
     dest = train_disco(cfg, out)
     typer.echo(f"student written to {dest}")
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 import typer
 
@@ -34,3 +35,26 @@ def command_line(ctx: typer.Context) -> str:
         else:
             parts.append(str(value))
     return " ".join([ctx.command_path, *(shlex.quote(p) for p in parts)])
+
+
+def resolve_config(ctx: typer.Context, param: str, value: str | Path | None) -> Path | None:
+    """A config file option: the path as given, else the checkout's file of that name (configs/...).
+
+    Given on the command line and found nowhere: an error naming it. Left at its default and absent (an installed
+    package without the checkout's configs/): None, with one printed line saying the built-in defaults are used.
+    """
+    from retrieval_kd.errors import ConfigError
+    from retrieval_kd.paths import REPO_DIR
+
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    for cand in (path, REPO_DIR / path):
+        if cand.is_file():
+            return cand
+    source = ctx.get_parameter_source(param)
+    if source is not None and source.name == "DEFAULT":
+        typer.echo(f"note: default config {value} not found (no checkout here); using the built-in defaults",
+                   err=True)
+        return None
+    raise ConfigError(f"{value}: config file not found (looked in {Path.cwd()} and {REPO_DIR})")

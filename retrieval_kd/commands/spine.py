@@ -40,17 +40,29 @@ def teacher_encode(
     dataset: str = typer.Option(..., "--dataset", "-d", help="dataset name or folder"),
     model: str | None = typer.Option(None, help="local HF encoder folder (default: bundled all-MiniLM-L6-v2)"),
     batch_size: int = typer.Option(64),
+    dtype: str = typer.Option("float32", help="float32 or float16 rows"),
+    shard: str | None = typer.Option(None, help="i/n: encode only the i-th of n disjoint parts of the documents "
+                                     "(run n of these anywhere the cache folder is shared, then once without)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar (also RKD_QUIET=1)"),
 ) -> None:
-    """Embed a collection's documents and queries with the dense teacher (cached float32 memmaps)."""
+    """Embed a collection's documents and queries with the dense teacher (content-addressed cache, resumable)."""
     from retrieval_kd.datasets import load
-    from retrieval_kd.teachers.dense import DenseEncoder, encode_corpus, encode_queries
+    from retrieval_kd.progress import progress_enabled
+    from retrieval_kd.teachers.dense import DenseEncoder, encode_cached, encode_queries
+    from retrieval_kd.teachers.store import parse_shard
     from retrieval_kd.threads import set_threads
 
+    parts = parse_shard(shard)
     set_threads()
     ds = load(dataset)
     enc = DenseEncoder(model, batch_size=batch_size)
-    docs = encode_corpus(enc, ds)
-    _, q = encode_queries(enc, ds.queries, ds.name)
+    show = progress_enabled(quiet)
+    if parts is not None:
+        n = encode_cached(enc, ds.doc_texts, f"corpus:{ds.name}", show_progress=show, dtype=dtype, shard=parts)
+        typer.echo(f"{ds.name}: shard {shard} encoded {n} documents (the rest were cached or other shards')")
+        return
+    docs = encode_cached(enc, ds.doc_texts, f"corpus:{ds.name}", show_progress=show, dtype=dtype)
+    _, q = encode_queries(enc, ds.queries, ds.name, dtype=dtype)
     typer.echo(f"{ds.name}: docs {docs.shape} queries {q.shape} -> {Path(docs.filename).parent}")
 
 

@@ -10,16 +10,20 @@ from retrieval_kd.cli import bench_app, train_app
 
 @train_app.command("vq")
 def train_vq(
+    ctx: typer.Context,
     config: Path = typer.Option(..., "--config", "-c", help="YAML config, e.g. configs/vq_8b.yaml"),
     set_: list[str] | None = typer.Option(None, "--set", help="override a field: --set train.steps=100"),
     resume: bool = typer.Option(False, "--resume", help="continue from output_dir/checkpoints/last.pt"),
     stop_after: int | None = typer.Option(None, help="stop (with a checkpoint) after this many steps"),
     evaluate: bool = typer.Option(True, help="print the start and trained index on the held-out real queries"),
 ) -> None:
-    """Train a Distill-VQ index; writes output_dir/{index/, checkpoints/, metrics.jsonl, config.yaml, run_info.json}."""
+    """Train a Distill-VQ index; writes output_dir/{index/, checkpoints/, metrics.jsonl, config.yaml, run_info.json,
+    results.json, report.md, *.png}."""
     # data parallel: `torchrun --nproc_per_node N -m retrieval_kd train vq ...` (methods/distill_vq/distributed.py)
     from retrieval_kd import datasets
-    from retrieval_kd.bench.distill_vq import COLUMNS, trained_rows
+    from retrieval_kd.bench.distill_vq import COLUMNS, train_results, trained_rows
+    from retrieval_kd.bench.report import write_results
+    from retrieval_kd.commands.options import command_line
     from retrieval_kd.errors import ConfigError
     from retrieval_kd.evaluate import format_table
     from retrieval_kd.methods.distill_vq.distributed import process_group
@@ -41,9 +45,11 @@ def train_vq(
     t = vq.timings
     typer.echo(f"saved {dest}  (faiss build {t['faiss_build_s']:.1f}s, training {t['train_s']:.1f}s, "
                f"run without encoding {t['run_s']:.1f}s)")
-    if evaluate and vq.split["eval_qids"]:
-        typer.echo(format_table(trained_rows(vq, ds), COLUMNS))
-
+    rows = trained_rows(vq, ds) if evaluate and vq.split["eval_qids"] else []
+    if rows:
+        typer.echo(format_table(rows, COLUMNS))
+    write_results(vq.config.output_dir, train_results(vq, ds, rows, command_line(ctx)))
+    typer.echo(f"report: {Path(vq.config.output_dir) / 'report.md'} (re-render: rkd report {vq.config.output_dir})")
 
 
 @bench_app.command("cost-curve")

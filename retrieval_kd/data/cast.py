@@ -1,13 +1,16 @@
-"""TREC CAsT 2019–2022 and iKAT 2023 topics (raw, manual, automatic rewrites; responses; provenance) and qrels.
+"""TREC CAsT 2019–2022 and iKAT 2023–2025 topics (raw, manual, automatic rewrites; responses; provenance), qrels.
 
 Every turn is normalised to one record: ``{"id", "utterance", "history": [{"role": "user"|"system", "text"}],
 "manual"?, "automatic"?, "response"?, "provenance"?, "canonical"?}`` where ``history`` is what the system had
-seen before the turn (earlier raw utterances and, where the track gives them, the system's responses).
-Turn ids follow the tracks: ``31_1`` (2019), ``81_1`` (2020), ``106_1`` (2021), ``132_1-1`` (2022), ``1-1_1``
-(iKAT), so they never collide.
+seen before the turn (earlier raw utterances and, where the track gives them, the system's responses); the
+per-schema parsing lives in `formats.cast_topics` (which also reads a topic file of any year by path).
+Turn ids follow the tracks: ``31_1`` (2019 evaluation; training topics 1–30 give ``1_1``), ``81_1`` (2020),
+``106_1`` (2021), ``132_1-1`` (2022), ``1-1_1`` (iKAT 2023 and 2025), ``0_1`` (iKAT 2024): the sets read together
+here (cast-mini; cast-train) never collide, but iKAT years collide with each other and 2024 with 2019 training.
 
 Registered datasets:
-  cast2019 … cast2022, ikat2023  topics + official qrels, no corpus (the passage collections are not here)
+  cast2019 … cast2022  topics + official qrels, no corpus (the passage collections are not here)
+  ikat2023 … ikat2025  topics with human-resolved utterances, no qrels (NIST distributes them), no corpus
   cast-mini   evaluation: CAsT 2021 + iKAT 2023 train conversations over a small real corpus (see `mini_corpus`)
   cast-train  training conversations CAsT 2019, 2020, 2022 (+ CANARD dev) over the cast-mini corpus text and one
               document per CANARD dialogue (no evaluation turn, rewrite or judgement; no qrels)
@@ -17,81 +20,52 @@ the fix of treccastweb PR #14); a 2021 canonical id given to two different passa
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from retrieval_kd.data.dataset import Dataset, Qrels, read_jsonl, read_trec_qrels_lines
+from retrieval_kd.data.dataset import Dataset, Qrels, read_jsonl
+from retrieval_kd.data.files import clean, load_json, numbered_lines
+from retrieval_kd.data.formats.cast_topics import (
+    RESPONSE_PREFIX,
+    canonical_passages,
+    check_turn_ids,
+    field,
+    ikat_conversations,
+    linear_conversations,
+    rewrites_of,
+    set_rewrite,
+    tree_conversations,
+    warn_empty,
+)
+from retrieval_kd.data.formats.trec import read_trec_qrels_lines
 from retrieval_kd.data.registry import register
 from retrieval_kd.errors import DataFormatError, DataNotFoundError
 
 RAW = "cast"
 TRAIN_COLLECTIONS = ("cast2019", "cast2020", "cast2022", "canard")
 EVAL_COLLECTIONS = ("cast2021", "ikat2023")
-RESPONSE_PREFIX = "CAST22-RESPONSE_"
+IKAT_TOPICS = {"ikat2023": {"train": "ikat2023/2023_train_topics.json", "test": "ikat2023/2023_test_topics.json"},
+               "ikat2024": {"test": "ikat2024/2024_test_topics.json"},
+               "ikat2025": {"test": "ikat2025/2025_test_topics.json"}}
 Turn = dict[str, Any]
 Conversation = dict[str, Any]
-
-
-def clean(text: str) -> str:
-    """Collapse runs of whitespace to one space."""
-    return " ".join(str(text).split())
-
-
-def load_json(path: Path) -> Any:
-    """Parse a JSON file, naming the file, line and column when it is malformed."""
-    if not path.exists():
-        raise DataNotFoundError(f"{path}: file not found")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataFormatError(path, f"invalid JSON: {e.msg} (column {e.colno})", line=e.lineno) from None
-
-
-def _field(path: Path, rec: dict, key: str, where: str) -> Any:
-    if not isinstance(rec, dict) or key not in rec:
-        raise DataFormatError(path, f"{where}: missing '{key}'", field=key)
-    return rec[key]
+__all__ = ["RESPONSE_PREFIX", "clean", "load_json"]
 
 
 def read_tsv_rewrites(path: Path) -> dict[str, str]:
-    """`qid<TAB>rewrite` lines (CAsT 2019 manual rewrites)."""
-    if not path.exists():
-        raise DataNotFoundError(f"{path}: file not found")
+    """`qid<TAB>rewrite` lines (CAsT 2019 manual rewrites); an empty rewrite is left out with a DataWarning."""
     out = {}
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for i, line in numbered_lines(path):
         if not line.strip():
             continue
         qid, sep, text = line.partition("\t")
         if not sep or not qid.strip():
             raise DataFormatError(path, "expected '<qid>\\t<rewrite>'", line=i)
+        if not clean(text):
+            warn_empty(path, qid.strip(), "manual", line=i)
+            continue
         out[qid.strip()] = clean(text)
     return out
-
-
-def _linear(collection: str, topics: list, path: Path, rewrites: dict[str, dict[str, str]],
-            responses: dict[str, str] | None = None) -> list[Conversation]:
-    """Conversations whose turns follow one another (2019–2021): history = earlier utterances (+ responses)."""
-    convs = []
-    for topic in topics:
-        num = _field(path, topic, "number", "topic")
-        turns: list[Turn] = []
-        history: list[dict[str, str]] = []
-        for t in _field(path, topic, "turn", f"topic {num}"):
-            tid = f"{num}_{_field(path, t, 'number', f'topic {num} turn')}"
-            utt = clean(_field(path, t, "raw_utterance", f"turn {tid}"))
-            turn: Turn = {"id": tid, "utterance": utt, "history": list(history)}
-            for kind, table in rewrites.items():
-                if tid in table:
-                    turn[kind] = table[tid]
-            history.append({"role": "user", "text": utt})
-            if responses is not None and tid in responses:
-                turn["response"] = responses[tid]
-                history.append({"role": "system", "text": responses[tid]})
-            turns.append(turn)
-        convs.append({"id": str(num), "collection": collection, "title": clean(topic.get("title", "")),
-                      "turns": turns})
-    return convs
 
 
 def read_cast2019(root: Path) -> list[Conversation]:
@@ -101,21 +75,16 @@ def read_cast2019(root: Path) -> list[Conversation]:
     manual.update(read_tsv_rewrites(d / "train_topic_sample_annotated_resolved_v1.0.tsv"))
     convs = []
     for name in ("train_topics_v1.0.json", "evaluation_topics_v1.0.json"):
-        convs += _linear("cast2019", load_json(d / name), d / name, {"manual": manual})
+        convs += linear_conversations("cast2019", load_json(d / name), d / name, {"manual": manual})
     return convs
-
-
-def _rewrites(path: Path, topics: list, key: str, turn_key: str = "turn") -> dict[str, str]:
-    return {f"{c['number']}_{t['number']}": clean(t[key]) for c in topics for t in c[turn_key] if t.get(key)}
 
 
 def read_cast2020(root: Path) -> list[Conversation]:
     """CAsT 2020 topics (25) with manual and automatic rewrites; manual canonical result ids kept."""
     p = root / RAW / "2020" / "2020_manual_evaluation_topics_v1.0.json"
     topics = load_json(p)
-    rw = {"manual": _rewrites(p, topics, "manual_rewritten_utterance"),
-          "automatic": _rewrites(p, topics, "automatic_rewritten_utterance")}
-    convs = _linear("cast2020", topics, p, rw)
+    rw = {"manual": rewrites_of(p, topics, "manual"), "automatic": rewrites_of(p, topics, "automatic")}
+    convs = linear_conversations("cast2020", topics, p, rw)
     canon = {f"{c['number']}_{t['number']}": t.get("manual_canonical_result_id") for c in topics for t in c["turn"]}
     for c in convs:
         for t in c["turns"]:
@@ -133,35 +102,14 @@ def read_cast2021(root: Path) -> tuple[list[Conversation], dict[str, str]]:
     d = root / RAW / "2021"
     pm, pa = d / "2021_manual_evaluation_topics_v1.0.json", d / "2021_automatic_evaluation_topics_v1.0.json"
     topics, auto = load_json(pm), load_json(pa)
-    passages: dict[str, str] = {}
-    canon: dict[str, str] = {}
-    responses: dict[str, str] = {}
-    for c in topics:
-        for t in c["turn"]:
-            tid = f"{c['number']}_{t['number']}"
-            pid = f"{_field(pm, t, 'canonical_result_id', tid)}-{_field(pm, t, 'passage_id', tid)}"
-            text = clean(_field(pm, t, "passage", tid))
-            if passages.get(pid, text) != text:  # one id, two texts: keep both apart
-                pid += "#b"
-            passages[pid] = text
-            canon[tid], responses[tid] = pid, text
-    rw = {"manual": _rewrites(pm, topics, "manual_rewritten_utterance"),
-          "automatic": _rewrites(pa, auto, "automatic_rewritten_utterance")}
-    convs = _linear("cast2021", topics, pm, rw, responses)
+    passages, canon = canonical_passages(pm, topics)
+    responses = {tid: passages[pid] for tid, pid in canon.items()}
+    rw = {"manual": rewrites_of(pm, topics, "manual"), "automatic": rewrites_of(pa, auto, "automatic")}
+    convs = linear_conversations("cast2021", topics, pm, rw, responses)
     for c in convs:
         for t in c["turns"]:
             t["canonical"] = canon[t["id"]]
     return convs, passages
-
-
-def _repair_provenance(ids: list[str]) -> list[str]:
-    out: list[str] = []
-    for p in ids:
-        if p.startswith("-") and out:  # "MARCO_16_1884092099", "-2" -> "MARCO_16_1884092099-2"
-            out[-1] += p
-        else:
-            out.append(p)
-    return out
 
 
 def read_cast2022(root: Path) -> tuple[list[Conversation], dict[str, str]]:
@@ -173,66 +121,36 @@ def read_cast2022(root: Path) -> tuple[list[Conversation], dict[str, str]]:
     """
     d = root / RAW / "2022"
     pm, pa = d / "2022_evaluation_topics_tree_v1.0.json", d / "2022_automatic_evaluation_topics_tree_v1.0.json"
-    topics = load_json(pm)
-    auto = {f"{c['number']}_{t['number']}": clean(t["automatic_rewritten_utterance"])
-            for c in load_json(pa) for t in c["turn"] if t.get("automatic_rewritten_utterance")}
-    convs, docs = [], {}
-    for c in topics:
-        num = _field(pm, c, "number", "topic")
-        nodes = {str(_field(pm, t, "number", f"topic {num} turn")): t for t in c["turn"]}
-        answer: dict[str, str] = {}  # user turn -> its first System reply (a branch may add a second one)
-        for n, t in nodes.items():
-            if t.get("participant") == "System":
-                answer.setdefault(str(_field(pm, t, "parent", f"system turn {num}_{n}")), n)
-                docs[f"{RESPONSE_PREFIX}{num}_{n}"] = clean(t.get("response", ""))
-        turns = []
-        for n, t in nodes.items():
-            if t.get("participant") != "User":
-                continue
-            tid = f"{num}_{n}"
-            chain, cur = [], t.get("parent")
-            while cur is not None:
-                node = nodes.get(str(cur))
-                if node is None:
-                    raise DataFormatError(pm, f"turn {tid}: parent {cur} not found", field="parent")
-                chain.append(node)
-                cur = node.get("parent")
-            history = [{"role": "user", "text": clean(x["utterance"])} if x.get("participant") == "User"
-                       else {"role": "system", "text": clean(x.get("response", ""))} for x in reversed(chain)]
-            turn: Turn = {"id": tid, "utterance": clean(_field(pm, t, "utterance", tid)), "history": history,
-                          "manual": clean(_field(pm, t, "manual_rewritten_utterance", tid))}
-            if tid in auto:
-                turn["automatic"] = auto[tid]
-            if n in answer:
-                sys = nodes[answer[n]]
-                turn["response"] = clean(sys.get("response", ""))
-                turn["provenance"] = _repair_provenance([str(p) for p in sys.get("provenance", [])])
-            turns.append(turn)
-        convs.append({"id": str(num), "collection": "cast2022", "turns": turns})
-    return convs, docs
+    return tree_conversations("cast2022", load_json(pm), pm, rewrites_of(pa, load_json(pa), "automatic"))
 
 
-def read_ikat2023(root: Path) -> tuple[list[Conversation], dict[str, str]]:
-    """iKAT 2023 train (11 conversations, 95 turns): resolved utterance = manual rewrite; provenance passages.
+def read_ikat(root: Path, collection: str, splits: tuple[str, ...] | None = None) -> list[Conversation]:
+    """iKAT topics of one year (ikat2023 | ikat2024 | ikat2025): every split in `splits` (default: all) whose
+    file is present (iKAT 2023: train and, where it has been added, test); none present is an error."""
+    if collection not in IKAT_TOPICS:
+        raise DataNotFoundError(f"unknown iKAT collection '{collection}'; known: {', '.join(IKAT_TOPICS)}")
+    files = IKAT_TOPICS[collection]
+    unknown = [s for s in splits or () if s not in files]
+    if unknown:
+        raise DataNotFoundError(f"{collection} has no split '{unknown[0]}'; known: {', '.join(files)}")
+    paths = [root / RAW / files[s] for s in splits or files]
+    present = [p for p in paths if p.exists()]
+    if not present:
+        raise DataNotFoundError(f"{collection}: none of {', '.join(map(str, paths))} found")
+    convs = [c for p in present for c in ikat_conversations(collection, load_json(p), p)]
+    check_turn_ids(present[0].parent, convs)
+    return convs
+
+
+def read_ikat2023(root: Path, splits: tuple[str, ...] | None = None) -> tuple[list[Conversation], dict[str, str]]:
+    """iKAT 2023 topics (train: 11 conversations, 95 turns; test where 2023_test_topics.json is present):
+    resolved utterance = manual rewrite; provenance passages of the train topics.
 
     Returns (conversations, passages {"<clueweb doc id>:<passage id>": text}); PTKB statements stay on the
     conversation (`ptkb`) and are not fed to any encoder.
     """
-    d = root / RAW / "ikat2023"
-    p, pp = d / "2023_train_topics.json", d / "2023_train_topics_psg_text.jsonl"
-    convs = []
-    for c in load_json(p):
-        num = _field(p, c, "number", "topic")
-        turns, history = [], []
-        for t in _field(p, c, "turns", f"topic {num}"):
-            tid = f"{num}_{_field(p, t, 'turn_id', f'topic {num} turn')}"
-            utt, resp = clean(_field(p, t, "utterance", tid)), clean(t.get("response", ""))
-            turns.append({"id": tid, "utterance": utt, "history": list(history),
-                          "manual": clean(_field(p, t, "resolved_utterance", tid)), "response": resp,
-                          "provenance": [str(x) for x in t.get("response_provenance", [])]})
-            history += [{"role": "user", "text": utt}, {"role": "system", "text": resp}]
-        convs.append({"id": str(num), "collection": "ikat2023", "title": clean(c.get("title", "")),
-                      "ptkb": c.get("ptkb", {}), "turns": turns})
+    convs = read_ikat(root, "ikat2023", splits)
+    pp = root / RAW / "ikat2023" / "2023_train_topics_psg_text.jsonl"
     passages = {}
     for i, rec in read_jsonl(pp):
         for key in ("doc_id", "passage_id", "passage_text"):
@@ -257,7 +175,7 @@ def read_canard(root: Path) -> tuple[list[Conversation], dict[str, str]]:
     by_dialog: dict[str, list[dict]] = {}
     for i, r in enumerate(rows):
         for key in ("History", "Question", "Rewrite", "QuAC_dialog_id", "Question_no"):
-            _field(p, r, key, f"row {i}")
+            field(p, r, key, f"row {i}")
         by_dialog.setdefault(r["QuAC_dialog_id"], []).append(r)
     convs, docs = [], {}
     for did, rs in by_dialog.items():
@@ -272,8 +190,9 @@ def read_canard(root: Path) -> tuple[list[Conversation], dict[str, str]]:
             h = [clean(x) for x in r["History"]]
             history = [{"role": "user", "text": head}]
             history += [{"role": "user" if j % 2 == 0 else "system", "text": x} for j, x in enumerate(h[2:])]
-            turns.append({"id": f"canard_{did}_{r['Question_no']}", "utterance": clean(r["Question"]),
-                          "history": history, "manual": clean(r["Rewrite"])})
+            turn = {"id": f"canard_{did}_{r['Question_no']}", "utterance": clean(r["Question"]), "history": history}
+            set_rewrite(turn, "manual", r["Rewrite"], p)
+            turns.append(turn)
         convs.append({"id": did, "collection": "canard", "title": head, "turns": turns})
     return convs, docs
 
@@ -298,10 +217,11 @@ def read_official_qrels(root: Path, collection: str) -> Qrels:
 
 
 def read_collection(root: Path, collection: str) -> list[Conversation]:
-    """Conversations of one collection by name (cast2019 … cast2022, ikat2023, canard)."""
+    """Conversations of one collection by name (cast2019 … cast2022, ikat2023 … ikat2025, canard)."""
     readers = {"cast2019": read_cast2019, "cast2020": read_cast2020,
                "cast2021": lambda r: read_cast2021(r)[0], "cast2022": lambda r: read_cast2022(r)[0],
-               "ikat2023": lambda r: read_ikat2023(r)[0], "canard": lambda r: read_canard(r)[0]}
+               "ikat2023": lambda r: read_ikat2023(r)[0], "ikat2024": lambda r: read_ikat(r, "ikat2024"),
+               "ikat2025": lambda r: read_ikat(r, "ikat2025"), "canard": lambda r: read_canard(r)[0]}
     if collection not in readers:
         raise DataNotFoundError(f"unknown CAsT collection '{collection}'; known: {', '.join(readers)}")
     return readers[collection](root)
@@ -313,10 +233,12 @@ def mini_corpus(root: Path) -> tuple[list[dict[str, Any]], list[Conversation], Q
     Corpus, in this order: (1) the 234 distinct CAsT 2021 canonical passages (235 ids: one id carries two
     texts), (2) the 194 iKAT 2023 train provenance passages, (3) the 203 CAsT 2022 system responses (one per System
     turn of the trees) as distractors. Qrels: a 2021 turn -> its canonical passage (1); an iKAT turn -> each of its response
-    provenance passages (1); iKAT turns without provenance are unjudged. Nothing else is relevant.
+    provenance passages (1); iKAT turns without provenance are unjudged. Nothing else is relevant. These grades
+    are built from the topic files (the passage the track names for the turn), not TREC assessments, so relevant
+    = grade >= 1 (the official >= 2 convention belongs to the official graded qrels of cast2020 … cast2022).
     """
     c21, p21 = read_cast2021(root)
-    ik, pik = read_ikat2023(root)
+    ik, pik = read_ikat2023(root, splits=("train",))
     _, r22 = read_cast2022(root)
     corpus = [{"id": k, "contents": v, "source": "cast2021-canonical"} for k, v in p21.items()]
     corpus += [{"id": k, "contents": v, "source": "ikat2023-provenance"} for k, v in pik.items()]
@@ -340,23 +262,32 @@ def _topics_only(root: Path, collection: str) -> Dataset:
     convs = read_collection(root, collection)
     qrels = read_official_qrels(root, collection) if collection in OFFICIAL_QRELS else {}
     rel = OFFICIAL_REL.get(collection, 1)
+    what = "topics and official qrels" if qrels else "topics only (no qrels here)"
     return Dataset(collection, [], _queries(convs), qrels, convs,
                    {"source": "TREC CAsT / iKAT topics (see shared/data/cast/PROVENANCE.md)", "rel_threshold": rel,
-                    "note": "topics and official qrels only: the passage collections are not in shared/data"})
+                    "external_corpus": "the track's passage collection (MS MARCO, CAR, WaPo, KILT or ClueWeb22)",
+                    "note": f"{what}: the passage collections are not in shared/data"})
 
 
-for _c in ("cast2019", "cast2020", "cast2021", "cast2022", "ikat2023"):
-    register(_c, raw=RAW, description=f"{_c} topics (raw/manual/automatic) + official qrels, no corpus")(
+for _c in OFFICIAL_QRELS:
+    register(_c, raw=RAW, version=2, description=f"{_c} topics (raw/manual/automatic) + official qrels, no corpus")(
+        lambda root, _c=_c: _topics_only(root, _c))
+for _c, _what in (("ikat2023", "train topics (+ test where present)"), ("ikat2024", "topics"),
+                  ("ikat2025", "topics")):
+    register(_c, raw=RAW, version=2, description=f"{_c} {_what} with human-resolved utterances; no qrels, no corpus")(
         lambda root, _c=_c: _topics_only(root, _c))
 
 
-@register("cast-mini", raw=RAW, description="CAsT 2021 + iKAT 2023 eval turns over 632 real passages and responses")
+@register("cast-mini", raw=RAW, version=2,
+          description="CAsT 2021 + iKAT 2023 eval turns over 632 real passages and responses")
 def cast_mini(root: Path) -> Dataset:
     """Evaluation set of the DiSCo recipe (see `mini_corpus` for exactly how it is built)."""
     corpus, convs, qrels = mini_corpus(root)
     meta = {"source": "TREC CAsT 2021 canonical passages, iKAT 2023 train provenance passages, CAsT 2022 "
                       "responses as distractors (shared/data/cast)",
             "build": mini_corpus.__doc__.split("\n\n", 1)[1].strip(), "rel_threshold": 1,
+            "grades": {"1": "the turn's CAsT 2021 canonical passage, or one of its iKAT 2023 response provenance "
+                            "passages (labels taken from the topic files, not TREC assessments)"},
             "collections": {c: sum(len(x["turns"]) for x in convs if x["collection"] == c) for c in EVAL_COLLECTIONS}}
     return Dataset("cast-mini", corpus, _queries(convs), qrels, convs, meta)
 

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from retrieval_kd.artifacts import read_meta, write_meta
+from retrieval_kd.data.checks import check_judgements
+from retrieval_kd.data.formats.trec import read_trec_qrels_lines
 from retrieval_kd.errors import DataFormatError, DataNotFoundError
 from retrieval_kd.utils import atomic_dir
 
@@ -24,7 +26,11 @@ class Dataset:
     queries: qid -> text
     qrels: qid -> {docid: grade}; grades as in the source, negatives allowed
     conversations: list of {"id", "turns": [{"id", "utterance", "manual"?, "automatic"?, "response"?, ...}]}
-    meta: free-form facts (source, counts, relevance conventions such as {"rel_threshold": 3})
+    meta: free-form facts (source, counts, relevance conventions such as {"rel_threshold": 3}); "external_corpus"
+          (why) marks a topics-only set whose judged documents live in a collection that is not here
+
+    `save` and `load` run `checks.check_judgements`: judged documents must be in the corpus, judged queries must
+    have a text, some grade must reach rel_threshold; meta "grade_counts" records the grades.
     """
 
     name: str
@@ -62,12 +68,11 @@ class Dataset:
             "conversations": len(self.conversations),
         }
 
-    def save(self, dest: str | Path, compress: bool = False) -> Path:
-        """Write the dataset folder atomically (temp folder, then rename)."""
+    def save(self, dest: str | Path, compress: bool = False, missing: str = "error") -> Path:
+        """Write the dataset folder atomically (temp folder, then rename), after the checks of
+        `checks.check_judgements`; `missing="drop"` drops judgements of absent documents or queries (warning)."""
         dest = Path(dest)
-        for qid in list(self.queries) + list(self.qrels):
-            if not qid or any(c.isspace() for c in qid):
-                raise DataFormatError(dest, f"query id {qid!r} is empty or contains whitespace", field="qid")
+        check_judgements(self, dest / "qrels.txt", missing)
         ext = ".gz" if compress else ""
         with atomic_dir(dest) as tmp:
             _write_lines(tmp / f"corpus.jsonl{ext}", (json.dumps(d, ensure_ascii=False) for d in self.corpus))
@@ -111,22 +116,9 @@ class Dataset:
         qrels = read_trec_qrels_lines(_read_lines(src, "qrels.txt"))
         convs = [_parse_json(p, i, line) for p, i, line in _read_lines(src, "conversations.jsonl", optional=True)]
         name = meta.pop("name", src.name)
-        return cls(name=name, corpus=corpus, queries=queries, qrels=qrels, conversations=convs, meta=meta, path=src)
-
-
-def read_trec_qrels_lines(lines: Iterable[tuple[Path, int, str]]) -> Qrels:
-    """Parse `qid iter docid grade` lines, naming file and line on error."""
-    qrels: Qrels = {}
-    for p, i, line in lines:
-        parts = line.split()
-        if len(parts) != 4:
-            raise DataFormatError(p, f"qrels line needs 4 columns (qid iter docid grade), got {len(parts)}", line=i)
-        try:
-            grade = int(float(parts[3]))
-        except ValueError:
-            raise DataFormatError(p, f"relevance grade {parts[3]!r} is not a number", line=i, field="grade") from None
-        qrels.setdefault(parts[0], {})[parts[2]] = grade
-    return qrels
+        ds = cls(name=name, corpus=corpus, queries=queries, qrels=qrels, conversations=convs, meta=meta, path=src)
+        check_judgements(ds, next(src.glob("qrels.txt*")), "error")
+        return ds
 
 
 def _one_line(text: str) -> str:

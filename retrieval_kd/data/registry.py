@@ -62,22 +62,51 @@ def prepare(name: str, root: Path | None = None, refresh: bool = False) -> Path:
     return dest
 
 
-def load(name: str, root: Path | None = None, refresh: bool = False) -> Dataset:
-    """Load a dataset by registered name, or from a dataset folder path."""
+def imported_path(name: str) -> Path:
+    """Where `rkd data import --name NAME` writes by default (and where `load(NAME)` finds it)."""
+    return cache_root() / "imported" / name
+
+
+def imported() -> list[str]:
+    """Names of the dataset folders under `imported_path` (written by `rkd data import`)."""
+    root = cache_root() / "imported"
+    return sorted(p.parent.name for p in root.glob("*/meta.json")) if root.is_dir() else []
+
+
+def load(name: str | Path, root: Path | None = None, refresh: bool = False) -> Dataset:
+    """Load a dataset from a dataset folder path (one with meta.json, e.g. written by `Dataset.save` or
+    `rkd data import`), by registered name (normalised once into the cache), or by the name of an imported one.
+
+    An unknown name is a DataNotFoundError listing the registered and imported names; a path that exists but
+    holds no meta.json is a DataNotFoundError saying so.
+    """
     p = Path(name)
     if (p / "meta.json").exists():
         return Dataset.load(p)
-    return Dataset.load(prepare(name, root=root, refresh=refresh))
+    name = str(name)
+    if name in READERS:
+        return Dataset.load(prepare(name, root=root, refresh=refresh))
+    if (imported_path(name) / "meta.json").exists():
+        return Dataset.load(imported_path(name))
+    if p.exists() or len(p.parts) > 1:
+        raise DataNotFoundError(f"{p}: not a dataset folder (no meta.json); write one with `rkd data import`")
+    extra = f"; imported: {', '.join(imported())}" if imported() else ""
+    raise DataNotFoundError(f"unknown dataset {name!r}; known: {', '.join(READERS.names())}{extra}; or give the "
+                            f"path of a dataset folder (one with meta.json)")
 
 
 def describe() -> list[dict]:
-    """One row per registered dataset: name, description, whether raw data or a cached copy is present."""
+    """One row per registered or imported dataset: name, description, whether raw data is present, cached counts."""
     rows = []
     root = data_root()
     for name, e in available().items():
         cached = cache_root() / "datasets" / f"{name}-v{e.version}" / "meta.json"
         counts = json.loads(cached.read_text())["counts"] if cached.exists() else None
         rows.append({"name": name, "description": e.description, "raw": (root / e.raw).is_dir(), "counts": counts})
+    for name in imported():
+        meta = json.loads((imported_path(name) / "meta.json").read_text())
+        rows.append({"name": name, "description": f"imported ({meta.get('format', '?')}) from {meta.get('source')}",
+                     "raw": True, "counts": meta.get("counts")})
     return rows
 
 

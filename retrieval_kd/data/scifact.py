@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from retrieval_kd.data.dataset import Dataset, Qrels
-from retrieval_kd.data.files import clean, need
+from retrieval_kd.data.files import clean, csv_records, need
 from retrieval_kd.data.registry import register
 from retrieval_kd.errors import DataFormatError
 
@@ -71,16 +71,7 @@ def read_csv(zip_path: Path, member: str, columns: tuple[str, ...]) -> Iterator[
             missing = [c for c in columns if c not in header]
             if missing:
                 raise DataFormatError(where, f"header lacks column(s) {', '.join(missing)}", line=1, field=missing[0])
-            while True:
-                start = reader.line_num + 1
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    return
-                except (csv.Error, UnicodeDecodeError) as e:
-                    raise DataFormatError(where, f"malformed CSV: {e}", line=start) from None
-                if not row:
-                    continue
+            for start, row in csv_records(reader, where):
                 if len(row) != len(header):
                     raise DataFormatError(where, f"{len(row)} fields, the header has {len(header)}", line=start)
                 yield where, start, dict(zip(header, row))
@@ -128,9 +119,16 @@ def read_claims(zip_path: Path, member: str, doc_ids: set[str]) -> tuple[dict[st
     return queries, qrels
 
 
+SPLITS = {"test": "claims_validation.csv", "train": "claims_train.csv"}  # BEIR scifact's split names
+
+
 def build_split(root: Path, name: str, member: str, note: str) -> Dataset:
-    """The SciFact corpus with the claims and qrels of one claims CSV."""
-    path = root / "scifact" / ZIP
+    """The SciFact corpus with the claims and qrels of one claims CSV (zip under root/scifact/)."""
+    return build_from_zip(root / "scifact" / ZIP, name, member, note)
+
+
+def build_from_zip(path: Path, name: str, member: str, note: str) -> Dataset:
+    """The SciFact corpus with the claims and qrels of one claims CSV of the zip at `path`."""
     corpus = read_corpus(path)
     queries, qrels = read_claims(path, member, {d["id"] for d in corpus})
     meta = {

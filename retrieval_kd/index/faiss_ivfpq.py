@@ -16,6 +16,9 @@ KIND = "faiss-index"
 FORMAT_VERSION = 1
 METRICS = {"ip": 0, "l2": 1}  # faiss.METRIC_INNER_PRODUCT, faiss.METRIC_L2
 ADD_ROWS = 65536  # vectors added per call
+# faiss OPQ training aborts the process (free(): invalid size) on a few hundred vectors (seen at 256 and 300 with
+# OPQ4/OPQ8 x 384-d, never from 400 up): refuse clearly instead
+MIN_OPQ_TRAIN = 512
 
 
 def default_nlist(n_docs: int) -> int:
@@ -77,6 +80,9 @@ class FaissIndex:
         if not index.is_trained:
             rng = np.random.default_rng(seed)
             train = x if not train_size or train_size >= len(x) else x[rng.choice(len(x), train_size, replace=False)]
+            if "OPQ" in factory and len(train) < MIN_OPQ_TRAIN:
+                raise RKDError(f"faiss {factory!r}: OPQ needs at least {MIN_OPQ_TRAIN} training vectors, got "
+                               f"{len(train)} (faiss 1.x crashes below that); use a factory without OPQ")
             index.train(train)
         for opq, _pq in keep:
             opq.pq = None  # the training PQ was ours; do not leave faiss a pointer to it

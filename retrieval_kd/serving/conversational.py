@@ -10,6 +10,7 @@ encoder. Torch-free; `export.conversational.build_conversational_bundle` makes a
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from retrieval_kd.index.impact import FILES as INDEX_FILES
 from retrieval_kd.index.impact import ImpactIndex
 from retrieval_kd.methods.disco.conversation import SEP, conversation_text, read_student_config
 from retrieval_kd.serving.runtime import RuntimeOptions
-from retrieval_kd.serving.searcher import Searcher, SearchResult
+from retrieval_kd.serving.searcher import Searcher, SearchResult, stage_ms
 
 ENCODER_DIR = "query_encoder"
 INDEX_DIR = "index"
@@ -55,11 +56,14 @@ class ConversationalSearcher(Searcher):
 
     def conversational_search(self, history: list[dict], utterance: str, k: int) -> SearchResult:
         """Top-k documents for the current utterance read in its conversation."""
+        t0 = time.perf_counter()
         vec, truncated = self.encoder.encode(history, utterance)
+        t1 = time.perf_counter()
         ids, scores = self.index.search(vec, k)
+        timings = stage_ms(encode=t1 - t0, search=time.perf_counter() - t1)
         top = np.argsort(-vec, kind="stable")[:QUERY_TERMS]
         terms = [{"term": self.index.vocab[i], "weight": round(float(vec[i]), 4)} for i in top if vec[i] > 0]
-        return SearchResult(ids, scores, bool(truncated), {"query_terms": terms})
+        return SearchResult(ids, scores, bool(truncated), {"query_terms": terms, "timings": timings})
 
     def info(self) -> dict[str, Any]:
         m = self.index.meta

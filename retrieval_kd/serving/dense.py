@@ -1,6 +1,7 @@
 """Kind "dense": ONNX query encoder + faiss index (any factory string) + SQLite doc store."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -8,7 +9,7 @@ from retrieval_kd.errors import BundleError
 from retrieval_kd.index.faiss_ivfpq import FaissIndex
 from retrieval_kd.serving.manifest import DenseManifest
 from retrieval_kd.serving.runtime import OnnxEncoder, RuntimeOptions
-from retrieval_kd.serving.searcher import Searcher, SearchResult
+from retrieval_kd.serving.searcher import Searcher, SearchResult, stage_ms
 
 
 class DenseSearcher(Searcher):
@@ -46,13 +47,16 @@ class DenseSearcher(Searcher):
         """One encoder call and one faiss search for all queries."""
         if not queries:
             return []
+        t0 = time.perf_counter()
         vecs, truncated = self.encoder.encode(queries)
+        t1 = time.perf_counter()
         scores, idx = self.index.search(vecs, k, nprobe or self.default_nprobe)
+        timings = stage_ms(encode=t1 - t0, search=time.perf_counter() - t1)
         docids = self.index.docids
         out = []
         for srow, irow, cut in zip(scores.tolist(), idx.tolist(), truncated, strict=True):
             hits = [(docids[i], s) for s, i in zip(srow, irow, strict=True) if i >= 0]
-            out.append(SearchResult([h[0] for h in hits], [float(h[1]) for h in hits], cut))
+            out.append(SearchResult([h[0] for h in hits], [float(h[1]) for h in hits], cut, {"timings": timings}))
         return out
 
     def info(self) -> dict[str, Any]:

@@ -10,6 +10,8 @@ ones. Torch-free; `export.medical.build_medical_bundle` builds the bundle.
 """
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,25 @@ from retrieval_kd.methods.drr.pipeline import DRR, BM25Retriever
 from retrieval_kd.serving.manifest import MedicalManifest
 from retrieval_kd.serving.rewriter import OnnxRewriter
 from retrieval_kd.serving.runtime import RuntimeOptions
-from retrieval_kd.serving.searcher import Searcher, SearchResult, public
+from retrieval_kd.serving.searcher import Searcher, SearchResult, public, stage_ms
 
 DEFAULT_DEPTH = 1000  # per-query BM25 depth before fusion (as `rkd eval medicineqa`, k: 1000)
 QUERY_SEP = "\n"  # the rewrite string: the rewriter's queries, one per line (one line in 'append' mode)
+
+
+class _TimedRewriter:
+    """The rewriter, recording the seconds of its last call in this thread (the pipeline calls it inside search)."""
+
+    def __init__(self, rewriter: Any):
+        self.rewriter = rewriter
+        self.local = threading.local()
+
+    def rewrite(self, dialogue: list[dict]) -> list[str]:
+        t0 = time.perf_counter()
+        try:
+            return self.rewriter.rewrite(dialogue)
+        finally:
+            self.local.seconds = time.perf_counter() - t0
 
 
 class MedicalSearcher(Searcher):
@@ -48,11 +65,15 @@ class MedicalSearcher(Searcher):
         for rel in ("index/meta.json", "index/terms.txt", "index/docids.txt", "index/postings.npz"):
             self.file(rel)
         self.index = BM25Index.load(root / "index")
-        self.pipeline = DRR(self.rewriter, [BM25Retriever(self.index)], k=self.depth, fusion=fusion)
+        self._timed = _TimedRewriter(self.rewriter)
+        self.pipeline = DRR(self._timed, [BM25Retriever(self.index)], k=self.depth, fusion=fusion)
 
     def search_batch(self, queries: list[str], k: int, nprobe: int | None = None) -> list[SearchResult]:
         """Plain BM25 of each query text (no rewriting)."""
-        return [SearchResult([d for d, _ in h], [s for _, s in h]) for h in (self.index.search(q, k) for q in queries)]
+        t0 = time.perf_counter()
+        found = [self.index.search(q, k) for q in queries]
+        timings = stage_ms(search=time.perf_counter() - t0)
+        return [SearchResult([d for d, _ in h], [s for _, s in h], extra={"timings": timings}) for h in found]
 
     def queries(self, dialogue: list[dict]) -> list[str]:
         """The rewriter's search queries for a dialogue."""
@@ -62,17 +83,14 @@ class MedicalSearcher(Searcher):
         return QUERY_SEP.join(self.queries(dialogue))
 
     def distill_search(self, dialogue: list[dict], k: int) -> SearchResult:
+        t0 = time.perf_counter()
         queries, hits = self.pipeline.search(dialogue, max(k, self.depth))
+        rewrite_s = self._timed.local.seconds
+        timings = stage_ms(rewrite=rewrite_s, search=time.perf_counter() - t0 - rewrite_s)
         hits = hits[:k]
         return SearchResult([d for d, _ in hits], [s for _, s in hits],
-                            extra={"rewrite": QUERY_SEP.join(queries), "queries": queries})
+                            extra={"rewrite": QUERY_SEP.join(queries), "queries": queries, "timings": timings})
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), **public({"retrieval": self.manifest.get("retrieval"),
                                             "rewriter": self.manifest.get("rewriter")})}
-
-
-
-
-
-

@@ -33,8 +33,9 @@ change to the server:
    pooling="splade", atomic=False, write_meta=False)` and run with `serving.runtime.OnnxEncoder`
    (`output="sentence_embedding"`).
 
-`SearchResult.extra` holds kind-specific response fields: "rewrite" (str) and "query_terms"
-([{"term": str, "weight": float}]) are the ones the response schemas carry.
+`SearchResult.extra` holds kind-specific response fields: "rewrite" (str), "queries" ([str]), "query_terms"
+([{"term": str, "weight": float}]) and "timings" ({"encode_ms"|"rewrite_ms"|"search_ms": float}, see `stage_ms`)
+are the ones the response schemas carry.
 """
 from __future__ import annotations
 
@@ -71,6 +72,11 @@ def public(obj: Any) -> Any:
     if isinstance(obj, list):
         return [public(v) for v in obj if not (isinstance(v, str) and _ABSOLUTE.match(v))]
     return obj
+
+
+def stage_ms(**seconds: float) -> dict[str, float]:
+    """{"<stage>_ms": milliseconds} of each stage's seconds (e.g. encode=, search=), rounded to µs."""
+    return {f"{stage}_ms": round(s * 1000.0, 3) for stage, s in seconds.items()}
 
 
 @dataclass

@@ -1,25 +1,21 @@
 """Dense teacher: any local Hugging Face encoder folder, mean pooling + L2 normalisation, cached embeddings."""
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from retrieval_kd.errors import RKDError
 from retrieval_kd.paths import cache_root
-from retrieval_kd.utils import atomic_file, sha256_file, sha256_text, write_json
+from retrieval_kd.teachers.store import cached_matrix, check_dtype
+from retrieval_kd.utils import sha256_file, sha256_text
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-CHUNK_TEXTS = 8192  # texts encoded between two progress marks (rounded up to a whole number of batches)
-# dtype -> (data suffix, meta suffix); float32 keeps the names of the first cache format (same cache hits)
-SUFFIXES = {"float32": (".f32", ".json"), "float16": (".f16", ".f16.json")}
+CHUNK_TEXTS = 8192  # texts per committed store chunk (rounded up to a whole number of batches)
 
 
 def default_model_path() -> Path:
@@ -141,115 +137,19 @@ class DenseEncoder:
         return q @ d.T
 
 
-# Cache format: `<digest>.f32` (or `.f16`) holds the raw little-endian rows, `<digest>.json` (`.f16.json`) the
-# shape, model, fingerprint, key and dtype. A miss is written under `<data>.lock` (flock; waiters re-check the
-# cache) in chunks of whole batches, in `encode`'s length order, into `<data>.partial` (a full-size memmap); after
-# each chunk is flushed, `<data>.progress.json` records the chunks done with the plan (shape, dtype, batch, rows
-# per chunk, fingerprint), so an interrupted run resumes at the next chunk when the plan is the same. The meta is
-# written next, then the partial file renamed into place: the data file only ever exists whole.
-class CacheEntry:
-    """One cached embedding matrix (format above): read it, or write it in resumable chunks."""
-
-    def __init__(self, base: Path, digest: str, dtype: str = "float32"):
-        if dtype not in SUFFIXES:
-            raise RKDError(f"embedding cache dtype must be one of {sorted(SUFFIXES)}, got {dtype!r}")
-        self.dtype = dtype
-        data, meta = SUFFIXES[dtype]
-        self.path, self.meta_path = base / f"{digest}{data}", base / f"{digest}{meta}"
-        self.partial = self.path.with_name(self.path.name + ".partial")
-        self.progress = self.path.with_name(self.path.name + ".progress.json")
-        self.lock_path = self.path.with_name(self.path.name + ".lock")
-
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold an exclusive flock while writing (one writer per entry; no lock where fcntl is missing)."""
-        try:
-            import fcntl
-        except ImportError:
-            yield
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_path, "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
-    def read(self) -> np.memmap | None:
-        """The cached matrix (read-only memmap), or None when it is not complete."""
-        if not (self.path.exists() and self.meta_path.exists()):
-            return None
-        meta = json.loads(self.meta_path.read_text())
-        return np.memmap(self.path, dtype=self.dtype, mode="r", shape=tuple(meta["shape"]))
-
-    def _resume_at(self, plan: dict) -> int:
-        """Chunks already written by an interrupted run with the same plan (0: start afresh)."""
-        if not (self.partial.exists() and self.progress.exists()):
-            return 0
-        try:
-            done = json.loads(self.progress.read_text())
-        except (OSError, json.JSONDecodeError):
-            return 0
-        n, dim = plan["shape"]
-        size_ok = self.partial.stat().st_size == n * dim * np.dtype(self.dtype).itemsize
-        same = all(done.get(k) == v for k, v in plan.items())
-        return int(done.get("chunks_done", 0)) if size_ok and same else 0
-
-    def write(self, meta: dict, order: np.ndarray, embed: Callable[[np.ndarray], np.ndarray], batch: int,
-              chunk: int, show_progress: bool) -> np.memmap:
-        """Embed rows `order` in batches (`embed(rows)` -> float32 [len(rows), dim]), resuming; the final memmap."""
-        from tqdm.auto import tqdm
-
-        n, dim = meta["shape"]
-        per_chunk = max(1, -(-max(1, chunk) // batch)) * batch
-        n_chunks = -(-n // per_chunk)
-        plan = {"shape": [n, dim], "dtype": self.dtype, "batch": batch, "rows_per_chunk": per_chunk,
-                "fingerprint": meta["fingerprint"]}
-        start = self._resume_at(plan)
-        if show_progress or start:
-            resumed = f", resuming at chunk {start} ({start * per_chunk} done)" if start else ""
-            print(f"encoding {n} texts in {n_chunks} chunks of {per_chunk}{resumed}", file=sys.stderr, flush=True)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        out = np.memmap(self.partial, dtype=self.dtype, mode="r+" if start else "w+", shape=(n, dim))
-        bar = tqdm(total=n - min(n, start * per_chunk), disable=not show_progress, desc="encode", unit="text")
-        for c in range(start, n_chunks):
-            rows = order[c * per_chunk : (c + 1) * per_chunk]
-            for b in range(0, len(rows), batch):
-                out[rows[b : b + batch]] = embed(rows[b : b + batch])
-                bar.update(len(rows[b : b + batch]))
-            out.flush()
-            write_json(self.progress, {**plan, "chunks_done": c + 1, "n_chunks": n_chunks})
-        bar.close()
-        del out
-        with atomic_file(self.meta_path, "w") as fh:
-            json.dump(meta, fh)
-        os.replace(self.partial, self.path)
-        self.progress.unlink(missing_ok=True)
-        self.lock_path.unlink(missing_ok=True)  # only once whole: a waiter on it re-checks and finds the entry
-        return np.memmap(self.path, dtype=self.dtype, mode="r", shape=(n, dim))
-
-
 def encode_cached(
     encoder: DenseEncoder, texts: Sequence[str], key: str, cache_dir: Path | None = None, show_progress: bool = True,
-    dtype: str = "float32", chunk: int = CHUNK_TEXTS,
-) -> np.memmap:
-    """Embed texts once; later calls read a float32 (or float16) memmap keyed by (model, texts) hash."""
+    dtype: str = "float32", chunk: int = CHUNK_TEXTS, shard: tuple[int, int] | None = None,
+):
+    """Embed texts through the content store (teachers/store.py): only texts never encoded by this model are
+    encoded; returns a float32 (or float16) read-only memmap in `texts` order (with `shard`, the count encoded)."""
     texts = list(texts)
     digest = sha256_text(encoder.fingerprint, key, str(len(texts)), *texts)[:20]
     base = Path(cache_dir) if cache_dir else cache_root() / "embeddings"
-    entry = CacheEntry(base, digest, dtype)
-    hit = entry.read()
-    if hit is not None:
-        return hit
     meta = {"shape": [len(texts), encoder.dim], "model": str(encoder.path), "fingerprint": encoder.fingerprint,
-            "key": key, "dtype": entry.dtype}
-    with entry.lock():
-        hit = entry.read()  # another process may have written it while this one waited
-        if hit is not None:
-            return hit
-        return entry.write(meta, encoder.length_order(texts), lambda rows: encoder.encode_batch([texts[i] for i in rows]),
-                           encoder.batch_size, chunk, show_progress)
+            "key": key, "dtype": check_dtype(dtype)}
+    return cached_matrix(base, encoder.fingerprint, digest, texts, meta, encoder.encode_batch, encoder.batch_size,
+                         chunk, dtype, show_progress, shard, label=f"encode {key}")
 
 
 def encode_corpus(

@@ -78,3 +78,22 @@ def test_cli_cast_official(shared_data, tmp_path):
     bad = subprocess.run([*cmd, "--collection", "cast2023"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "no official qrels for 'cast2023'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_any_collection_name_is_evaluated_and_no_judged_turn_is_an_error():
+    from retrieval_kd.bench.cast import score_rows, set_label, split_queries
+    from retrieval_kd.data.dataset import Dataset
+    from retrieval_kd.errors import DataFormatError
+
+    turns = [{"id": f"t{i}", "utterance": f"question {i}"} for i in range(3)]
+    ds = Dataset(name="mine", corpus=[{"id": "d1", "contents": "x"}, {"id": "d2", "contents": "y"}],
+                 queries={t["id"]: t["utterance"] for t in turns}, qrels={"t0": {"d1": 2}, "t1": {"d2": 1}},
+                 conversations=[{"id": "c1", "collection": "mytrack-2026", "turns": turns}],
+                 meta={"rel_threshold": 2})
+    splits = split_queries(ds)
+    assert splits == {"mytrack-2026": ["t0"]} and set_label("mytrack-2026") == "mytrack-2026"
+    rows = score_rows("raw", {"t0": {"d1": 1.0}}, ds, splits)
+    assert rows[0]["set"] == "mytrack-2026" and rows[0]["nDCG@3"] == 1.0  # not an empty table
+    ds.qrels = {"t1": {"d2": 1}}
+    with pytest.raises(DataFormatError, match="no judged turn at grade >= 2"):
+        split_queries(ds)

@@ -64,13 +64,34 @@ def test_eval_recipe_writes_table_runs_and_config(shared_data, tmp_path):
     rows, table = run_eval(cfg, log=lambda s: None)
     assert len(rows) == 3 * 4  # single-turn, pronoun, distractor × raw, whole dialogue, teacher, linked names
     by = {(r["set"].split(" ", 1)[1], r["rewriter"]): r for r in rows}
-    assert by[("single-turn", "teacher queries (upper bound)")]["HR@1"] >= 0.95
+    assert by[("single-turn", "teacher queries (gold drug + attribute: upper bound)")]["HR@1"] >= 0.95
     assert by[("multi-round pronoun", "raw question (last turn)")]["HR@1"] < 0.4  # the pronoun hides the medicine
     assert by[("multi-round distractor", "linked names + recency (no model)")]["HR@1"] >= 0.85
     assert "| set | rewriter | retriever | HR@1 |" in table and "95% CI" in table
     files = {p.name for p in (tmp_path / "eval").iterdir()}
     assert {"rows.json", "table.md", "run_info.json", "meta.json", "runs", "queries"} <= files
     assert json.loads((tmp_path / "eval" / "run_info.json").read_text())["config"]["zh"]["tokenizer"] == "zh-bigram"
+
+
+def test_eval_recipe_skips_a_missing_teacher_row_and_refuses_an_empty_table(shared_data, tmp_path):
+    from retrieval_kd import datasets
+    from retrieval_kd.bench.medicineqa import EvalConfig, SideConfig, run_eval
+    from retrieval_kd.errors import ConfigError
+
+    ds = datasets.load("medquad-liveqa")
+    bare = type(ds)("liveqa-bare", ds.corpus[:400], dict(list(ds.queries.items())[:10]), {}, [],
+                    {k: v for k, v in ds.meta.items() if k != "alt_queries"})
+    bare.qrels = {q: r for q, r in ds.qrels.items() if q in bare.queries}
+    with pytest.warns(UserWarning, match="judged documents are not in the corpus"):
+        bare.save(tmp_path / "bare", missing="drop")
+    said: list[str] = []
+    cfg = EvalConfig(en=SideConfig(dataset=str(tmp_path / "bare"), dense=False, correct=False),
+                     sides=["en"], out=str(tmp_path / "eval"))
+    rows, _ = run_eval(cfg, log=said.append)
+    assert {r["rewriter"] for r in rows} == {"raw question (last turn)", "whole dialogue"}
+    assert any("teacher queries (NLM question summaries)' skipped" in s and "alt_queries.summary" in s for s in said)
+    with pytest.raises(ConfigError, match="no side ran"):
+        run_eval(EvalConfig(sides=["zh"], zh=None, out=str(tmp_path / "e2")), log=said.append)
 
 
 def test_cli_rewrite_and_bm25_index(shared_data, tmp_path):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from retrieval_kd.config import StrictModel
+from retrieval_kd.config import RunPath, StrictModel
 
 
 class DataConfig(StrictModel):
@@ -69,4 +69,4 @@ class DiscoConfig(StrictModel):
     aggregation: Literal["mean", "mixture", "union"] = "mean"
     candidates: CandidatesConfig = CandidatesConfig()
     train: TrainConfig = TrainConfig()
-    output: str = "runs/disco-cast"
+    output: RunPath = "runs/disco-cast"

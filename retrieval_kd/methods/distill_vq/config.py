@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from retrieval_kd.config import StrictModel
+from retrieval_kd.config import RunPath, StrictModel
 from retrieval_kd.utils import sha256_text
 
 
@@ -133,7 +133,7 @@ class VQConfig(StrictModel):
     """One Distill-VQ run: dataset, teacher, start index, loss, candidates, queries, options, optimiser."""
 
     dataset: str = "cacm"
-    output_dir: str | None = None  # checkpoints, metrics.jsonl, config and run info; None: nothing written
+    output_dir: RunPath | None = None  # checkpoints, metrics.jsonl, config and run info; None: nothing written
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(None, ge=1)  # None: $RKD_THREADS or 1

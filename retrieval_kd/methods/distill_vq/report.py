@@ -13,8 +13,12 @@ class HeldOut:
     """The held-out real queries of a dataset, their teacher embeddings and the exact teacher's run."""
 
     def __init__(self, dataset: Any, qids: list[str], q_emb: np.ndarray, doc_emb: np.ndarray):
+        from retrieval_kd.errors import RKDError
         from retrieval_kd.index.faiss_ivfpq import FaissIndex
 
+        if not qids:
+            raise RKDError(f"{dataset.name}: no held-out queries to measure on (rkd quickstart measures a collection "
+                           "without queries on fresh pseudo-queries)")
         self.dataset = dataset
         self.qids = list(qids)
         self.q_emb = np.ascontiguousarray(q_emb, dtype=np.float32)
@@ -33,9 +37,12 @@ class HeldOut:
         return cls(dataset, qids, q_emb, np.asarray(encode_corpus(encoder, dataset, show_progress=False)))
 
     def row(self, method: str, index: Any, nprobe: int | None, train_s: float | None = None,
-            q_emb: np.ndarray | None = None) -> dict[str, Any]:
-        """Search the held-out queries with `index` (a FaissIndex) and measure it against qrels and the teacher."""
-        from retrieval_kd.evaluate import evaluate, teacher_recall
+            q_emb: np.ndarray | None = None, per_query: bool = False) -> dict[str, Any]:
+        """Search the held-out queries with `index` (a FaissIndex) and measure it against qrels and the teacher.
+
+        nDCG@10 and R@100 are "" (not measured) when none of the queries is judged; `per_query` adds
+        "per-query TR@10" ({qid: share}) for win/loss plots."""
+        from retrieval_kd.evaluate import evaluate, teacher_recall_per_query
 
         q = self.q_emb if q_emb is None else q_emb
         run = index.search_run(self.qids, q, 100, nprobe)
@@ -43,11 +50,16 @@ class HeldOut:
         for i in range(len(q)):  # one query at a time, as a server sees them
             index.search(q[i : i + 1], 100, nprobe)
         ms = (time.perf_counter() - t0) * 1000 / max(1, len(q))
+        judged = [qid for qid in self.qids if self.dataset.qrels.get(qid)]
         m = evaluate(run, self.dataset.qrels, ["nDCG@10", "R@100"], rel=self.dataset.rel_threshold,
-                     queries=self.qids)
-        return {"dataset": self.dataset.name, "method": method, "bytes/vec": index.bytes_per_vector,
-                "nDCG@10": m["nDCG@10"], "R@100": m["R@100"],
-                "TR@10": teacher_recall(run, self.teacher_run, 10), "TR@100": teacher_recall(run, self.teacher_run, 100),
-                "train s": round(train_s, 1) if train_s is not None else "", "ms/query": round(ms, 3)}
-
-
+                     queries=self.qids) if judged else {"nDCG@10": "", "R@100": ""}
+        tr10 = teacher_recall_per_query(run, self.teacher_run, 10)
+        tr100 = teacher_recall_per_query(run, self.teacher_run, 100)
+        row = {"dataset": self.dataset.name, "method": method, "bytes/vec": index.bytes_per_vector,
+               "nDCG@10": m["nDCG@10"], "R@100": m["R@100"],
+               "TR@10": float(np.mean(list(tr10.values()))) if tr10 else 0.0,
+               "TR@100": float(np.mean(list(tr100.values()))) if tr100 else 0.0,
+               "train s": round(train_s, 1) if train_s is not None else "", "ms/query": round(ms, 3)}
+        if per_query:
+            row["per-query TR@10"] = {qid: round(v, 4) for qid, v in tr10.items()}
+        return row

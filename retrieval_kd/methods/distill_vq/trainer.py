@@ -17,6 +17,18 @@ from retrieval_kd.utils import atomic_dir, run_info, write_json
 FORMAT = "distill-vq"
 
 
+def loss_curve(records: list[dict], points: int = 200) -> list[list[float]]:
+    """[[step, mean loss], ...] of a run's log records, averaged into at most `points` buckets (for the report)."""
+    if not records:
+        return []
+    per = -(-len(records) // points)
+    out = []
+    for i in range(0, len(records), per):
+        part = records[i : i + per]
+        out.append([int(part[-1]["step"]), round(float(sum(r["loss"] for r in part) / len(part)), 6)])
+    return out
+
+
 class DistillVQ:
     """`DistillVQ(config).fit(dataset)` trains from a faiss start; `.save(dir)`, `.search(queries, k, nprobe)`."""
 
@@ -84,9 +96,11 @@ class DistillVQ:
         if work is not None and lead:
             self._prepare_work(work, resume)
         t2 = time.perf_counter()
-        self.result = fit_loop(student, data, cfg, work, resume, stop_after, tower, val=val,
+        records: list[dict] = []
+        self.result = fit_loop(student, data, cfg, work, resume, stop_after, tower, hooks=[records.append], val=val,
                                start_index=self.start_index)
         self.timings["train_s"] = time.perf_counter() - t2
+        self.result["loss_curve"] = loss_curve(records)
         self.student = student
         self.finetuned = tower.encoder is not None
         if self.finetuned:

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from retrieval_kd.config import StrictModel
+from retrieval_kd.config import RunPath, StrictModel
 
 
 class TeacherSourceConfig(StrictModel):
@@ -47,7 +47,7 @@ class TrainRewriterConfig(StrictModel):
     keep: Literal["terms", "entities"] = "terms"  # extractive: all kept words, or only masked entities (zh)
     carry: bool = False  # keep='entities': a question keeping no entity carries the history's most probable one
     #                      (otherwise only a history entity the tagger keeps is carried: the newest)
-    out: str
+    out: RunPath
 
 
 class LLMTeacherConfig(StrictModel):
@@ -59,8 +59,8 @@ class LLMTeacherConfig(StrictModel):
     dataset: str
     ids: list[str] | None = None
     limit: int | None = None
-    cache: str = "runs/llm-teacher/cache.jsonl"
-    out: str = "runs/llm-teacher/queries.jsonl"
+    cache: RunPath = "runs/llm-teacher/cache.jsonl"
+    out: RunPath = "runs/llm-teacher/queries.jsonl"
     max_retries: int = 3
     timeout: float = 120.0
     temperature: float = 0.0

@@ -16,6 +16,7 @@ from retrieval_kd.errors import RKDError
 from retrieval_kd.methods.drr.config import TrainParamsConfig, TrainRewriterConfig
 from retrieval_kd.methods.drr.rewriters import FORMAT_VERSION, SEQ2SEQ_KIND, TAGGER_KIND
 from retrieval_kd.methods.drr.tagging import keep_mask, layout, token_labels
+from retrieval_kd.progress import progress_enabled
 from retrieval_kd.teachers.queries import Example
 from retrieval_kd.text.cjk import is_cjk
 from retrieval_kd.threads import set_threads
@@ -177,15 +178,13 @@ def _fit_tagger(model: Any, tok: Any, train: list, p: TrainParamsConfig, device:
         wts = 1.0 + (p.entity_weight - 1.0) * ent.float()
         return bce(model(input_ids=ids, attention_mask=mask).logits[..., 0], lab, wts, pos_weight), {}
 
-    def show(rec: dict) -> None:
-        """One progress line per log record."""
-        log(f"epoch {(rec['step'] - 1) // max(per_epoch, 1) + 1} step {rec['step']}/{steps} loss {rec['loss']:.4f} "
-            f"({rec['seconds']:.0f}s)")
-
     loop = TrainLoop(opt, make_scheduler(opt, "linear", steps // 10, steps), steps, clip_norm=1.0, log_every=50,
-                     progress=False, hooks=[show])
+                     progress=progress_enabled(), desc="tagger")  # a bar with ETA, not a line per 50 steps
     model.train()
-    loop.run(step_loss)
+    out = loop.run(step_loss)
+    last = out.get("last") or {}
+    log(f"tagger: {steps} steps ({max(1, -(-steps // max(per_epoch, 1)))} epochs) in {out['seconds']:.0f}s, "
+        f"last loss {last.get('loss', float('nan')):.4f}")
     return float(pos_weight), steps
 
 
@@ -243,10 +242,12 @@ def train_seq2seq(cfg: TrainRewriterConfig, examples: Sequence[Example], model_p
         tgt[tgt == tok.pad_token_id] = -100
         return model(**enc, labels=tgt).loss, {}
 
-    loop = TrainLoop(opt, make_scheduler(opt, "constant", 0, steps), steps, log_every=50, progress=False,
-                     hooks=[lambda r: log(f"step {r['step']} loss {r['loss']:.4f} ({r['seconds']:.0f}s)")])
+    loop = TrainLoop(opt, make_scheduler(opt, "constant", 0, steps), steps, log_every=50, progress=progress_enabled(),
+                     desc="seq2seq")
     model.train()
     result = loop.run(step_loss)
+    last = result.get("last") or {}
+    log(f"seq2seq: {steps} steps in {result['seconds']:.0f}s, last loss {last.get('loss', float('nan')):.4f}")
     meta: dict[str, Any] = {"base": str(model_path), "train_examples": len(ex), "steps": result["steps"],
                             "train_seconds": round(result["seconds"], 1)}
     return _save_rewriter(out or cfg.out, model, tok, SEQ2SEQ_KIND, meta, cfg.model_dump())
