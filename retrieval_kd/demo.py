@@ -17,6 +17,7 @@ DEMO_NPROBE = 16  # the Distill-VQ configs' nprobe: every row of the demo table 
 def run_demo(out: Path, serve: bool = True) -> list[dict]:
     """Run the demo end to end and print the CACM table; returns its rows."""
     from retrieval_kd.bench.baselines import COLUMNS, baseline_rows, prepare
+    from retrieval_kd.bench.report import write_results
     from retrieval_kd.evaluate import format_table
     from retrieval_kd.paths import run_path
     from retrieval_kd.threads import set_threads
@@ -29,16 +30,20 @@ def run_demo(out: Path, serve: bool = True) -> list[dict]:
     typer.echo(f"      {p.ds.counts()}  ({time.perf_counter() - t0:.0f} s)")
     typer.echo("[2/4] faiss baselines " + ", ".join(DEMO_FACTORIES) + f" (nprobe={DEMO_NPROBE})")
     rows = baseline_rows(p, DEMO_FACTORIES, DEMO_NPROBE, save_dir=out / "indexes")
-    vq_rows, vq_dir = _distill_vq_rows(p, out, DEMO_NPROBE)
+    vq_rows, vq_dir, training = _distill_vq_rows(p, out, DEMO_NPROBE)
     rows += vq_rows
     typer.echo("\n" + format_table(rows, COLUMNS) + "\n")
+    write_results(out, {"title": "rkd demo: CACM, faiss baselines and Distill-VQ at 8 bytes", "command": "rkd demo",
+                        "dataset": {"name": "cacm", "docs": len(p.ds.doc_ids), "queries": len(p.ds.queries),
+                                    "judged": len(p.ds.judged_queries())},
+                        "rows": [_report_row(r) for r in rows], "columns": COLUMNS, "training": training})
     if serve:
         _serve_once(out, vq_dir or out / "indexes" / "cacm" / DEMO_FACTORIES[1].replace(",", "_"))
     typer.echo(f"demo finished in {time.perf_counter() - t0:.0f} s; outputs in {out}")
     return rows
 
 
-def _distill_vq_rows(p: Prepared, out: Path, nprobe: int) -> tuple[list[dict], Path | None]:
+def _distill_vq_rows(p: Prepared, out: Path, nprobe: int) -> tuple[list[dict], Path | None, dict]:
     """Train Distill-VQ at 8 bytes/vector on CACM (from the OPQ8 baseline) and score it like the baselines."""
     from retrieval_kd.bench.baselines import ms_per_query, score_run
     from retrieval_kd.index import FaissIndex
@@ -63,7 +68,15 @@ def _distill_vq_rows(p: Prepared, out: Path, nprobe: int) -> tuple[list[dict], P
     typer.echo(f"      trained in {t['train_s']:.0f} s; whole run {t['run_s']:.0f} s without teacher document encoding")
     row = score_run(p, run, f"Distill-VQ {vq.index.factory} np={nprobe}", bytes=vq.index.bytes_per_vector,
                     ms_q=ms_per_query(vq.index, p.q_emb, 100, nprobe), build_s=t["run_s"])
-    return [row], dest
+    return [row], dest, {"loss_curve": vq.result.get("loss_curve", []), "validation": val}
+
+
+def _report_row(row: dict) -> dict:
+    """A demo table row with the keys the report's recall-vs-bytes plot reads."""
+    name = row["index"]
+    family = ("Distill-VQ" if name.startswith("Distill-VQ") else "faiss OPQ+IVFPQ" if "OPQ" in name
+              else "faiss IVFPQ" if "PQ" in name else "exact")
+    return {**row, "method": name, "bytes/vec": row["bytes"], "TR@10": row["teacher-R@10"], "family": family}
 
 
 def _flat(sets: list[str]) -> dict:
@@ -76,14 +89,10 @@ def _flat(sets: list[str]) -> dict:
 def _serve_once(out: Path, index_dir: Path) -> None:
     """Build the CACM bundle, serve it on loopback briefly, print one search result over HTTP."""
     from retrieval_kd.export.dense import build_bundle
-    from retrieval_kd.serving.process import serve_once
+    from retrieval_kd.quickstart import query_once
 
     bundle = out / "bundle-cacm"
     typer.echo(f"[4/4] bundle {bundle} from {index_dir} (ONNX encoder, parity-checked), served on loopback")
     build_bundle(index_dir, bundle, name="cacm")
-    res = serve_once(bundle, "parallel sorting algorithms", k=3)
-    typer.echo(f"      POST {res['url']}  {{\"query\": \"parallel sorting algorithms\", \"k\": 3}}")
-    for hit in res["hits"]:
-        text = " ".join(str(hit.get("text") or "").split())[:90]
-        typer.echo(f"      {hit['rank']}. {hit['id']}  {hit['score']:.4f}  {text}")
+    query_once(bundle, "parallel sorting algorithms", k=3)
     typer.echo(f"      browse it: rkd serve {bundle}  ->  search page: http://127.0.0.1:8000/")

@@ -8,6 +8,7 @@ optionally `rkd serve` on the bundle.
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -183,10 +184,10 @@ def query_once(bundle: Path, query: str, k: int = 5) -> None:
     from retrieval_kd.serving.process import serve_once
 
     res = serve_once(bundle, query, k=k)
-    typer.echo(f"POST {res['url']}  {{\"query\": {query!r}, \"k\": {k}}}")
+    typer.echo(f"      POST {res['url']}  {json.dumps({'query': query, 'k': k})}")
     for hit in res["hits"]:
         text = " ".join(str(hit.get("text") or "").split())[:90]
-        typer.echo(f"  {hit['rank']}. {hit['id']}  {hit['score']:.4f}  {text}")
+        typer.echo(f"      {hit['rank']}. {hit['id']}  {hit['score']:.4f}  {text}")
 
 
 def serve_bundle(bundle: Path, port: int) -> None:

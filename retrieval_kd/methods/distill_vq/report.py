@@ -55,7 +55,8 @@ class HeldOut:
                      queries=self.qids) if judged else {"nDCG@10": "", "R@100": ""}
         tr10 = teacher_recall_per_query(run, self.teacher_run, 10)
         tr100 = teacher_recall_per_query(run, self.teacher_run, 100)
-        row = {"dataset": self.dataset.name, "method": method, "bytes/vec": index.bytes_per_vector,
+        size = float(index.bytes_per_vector)
+        row = {"dataset": self.dataset.name, "method": method, "bytes/vec": int(size) if size.is_integer() else size,
                "nDCG@10": m["nDCG@10"], "R@100": m["R@100"],
                "TR@10": float(np.mean(list(tr10.values()))) if tr10 else 0.0,
                "TR@100": float(np.mean(list(tr100.values()))) if tr100 else 0.0,
