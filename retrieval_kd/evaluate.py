@@ -86,6 +86,23 @@ def bootstrap_ci(values: Sequence[float], n: int = 1000, alpha: float = 0.05, se
     return float(np.quantile(means, alpha / 2)), float(np.quantile(means, 1 - alpha / 2))
 
 
+def paired_bootstrap(a: Mapping[str, float], b: Mapping[str, float], n: int = 10_000, alpha: float = 0.05,
+                     seed: int = 0) -> dict[str, float | int]:
+    """Paired bootstrap of mean(a - b) over the queries both have: the difference, its percentile interval and
+    the per-query wins / ties / losses of `a` (a query missing from one side is an error: pair them first)."""
+    from retrieval_kd.errors import RKDError
+
+    if set(a) != set(b):
+        only = sorted(set(a) ^ set(b))
+        raise RKDError(f"paired bootstrap: {len(only)} queries on one side only (e.g. {only[:3]})")
+    qids = sorted(a)
+    d = np.asarray([a[q] - b[q] for q in qids], dtype=np.float64)
+    lo, hi = bootstrap_ci(d, n=n, alpha=alpha, seed=seed)
+    return {"diff": float(d.mean()) if len(d) else 0.0, "lo": lo, "hi": hi, "n": len(d),
+            "wins": int((d > 1e-12).sum()), "losses": int((d < -1e-12).sum()),
+            "ties": int((np.abs(d) <= 1e-12).sum())}
+
+
 def format_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str] | None = None) -> str:
     """A Markdown table from dict rows (floats to 3 decimals)."""
     if not rows:

@@ -64,3 +64,18 @@ def test_bootstrap_interval_contains_mean():
     vals = [0, 1] * 50
     lo, hi = bootstrap_ci(vals)
     assert lo < 0.5 < hi and hi - lo < 0.3
+
+
+def test_paired_bootstrap_interval_and_counts():
+    from retrieval_kd.errors import RKDError
+    from retrieval_kd.evaluate import paired_bootstrap
+
+    a = {f"q{i}": 0.5 + 0.1 * (i % 3 == 0) for i in range(60)}
+    b = {f"q{i}": 0.5 for i in range(60)}
+    r = paired_bootstrap(a, b, n=2000)
+    assert r["wins"] == 20 and r["ties"] == 40 and r["losses"] == 0 and r["n"] == 60
+    assert abs(r["diff"] - 0.1 / 3) < 1e-9 and 0 < r["lo"] < r["diff"] < r["hi"]
+    same = paired_bootstrap(b, b, n=200)
+    assert same["lo"] == same["hi"] == 0.0
+    with pytest.raises(RKDError, match="one side only"):
+        paired_bootstrap(a, {"q0": 1.0})

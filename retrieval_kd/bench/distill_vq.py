@@ -171,10 +171,11 @@ def run_distill_vq(datasets: Sequence[str] = DATASETS, sizes: Sequence[int] = (8
                    sets: Sequence[str] = (), out: str | Path = "runs/bench_vq",
                    threads: int | None = None) -> list[dict]:
     """Run the benchmark, print Markdown tables, write table.md, results.json and the plot under `out`."""
+    from retrieval_kd.bench.report import write_results
     from retrieval_kd.evaluate import format_table
     from retrieval_kd.teachers.dense import DenseEncoder
     from retrieval_kd.threads import set_threads
-    from retrieval_kd.utils import run_info, write_json
+    from retrieval_kd.utils import run_info
 
     check_rows(rows)
     settings = {"datasets": ",".join(datasets), "sizes": ",".join(map(str, sizes)), "rows": ",".join(rows),
@@ -191,9 +192,12 @@ def run_distill_vq(datasets: Sequence[str] = DATASETS, sizes: Sequence[int] = (8
     summ = summary(all_rows)
     summ_table = format_table(summ)
     (out / "table.md").write_text(f"nprobe = {nprobe}, nlist = √N\n\n{table}\n\n{summ_table}\n")
-    write_json(out / "results.json", {"rows": all_rows, "summary": summ, "run_info": run_info(settings)})
     if any(r["dataset"] == "cacm" for r in all_rows):
         plot(all_rows, out / "cacm_teacher_recall_vs_bytes.png")
+    write_results(out, {"title": "rkd bench vq: Distill-VQ and same-bytes peers", "command": "rkd bench vq",
+                        "rows": [r for r in all_rows if not r.get("plot only")], "columns": COLUMNS,
+                        "all_rows": all_rows, "summary": summ, "run_info": run_info(settings), "plots": [],
+                        "extra_plots": ["cacm_teacher_recall_vs_bytes.png"], "notes": [f"nprobe = {nprobe}, nlist = √N"]})
     print("\n" + table + "\n\n" + summ_table)
     print(json.dumps({"out": str(out)}))
     return all_rows

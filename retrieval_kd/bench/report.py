@@ -4,7 +4,8 @@ results.json (written by `rkd quickstart`, `rkd train vq` and the demo) holds:
   title, dataset {name, docs, queries, judged}, command, rows (table rows: method, bytes/vec, TR@10, ...),
   columns, training {loss_curve [[step, loss]], validation {history [[step, TR@10]], start_tr10, best_tr10,
   best_step, kept_start}}, per_query {baseline, method, values {label: {qid: TR@10}}}, timings, notes, run_info.
-Every part is optional; each plot is drawn when its data is there.
+Every part is optional; each plot is drawn when its data is there ("plots": the names to draw, default all;
+"extra_plots": PNG files of the run folder the report shows as they are).
 """
 from __future__ import annotations
 
@@ -45,9 +46,10 @@ def render(run_dir: str | Path) -> list[Path]:
     """(Re-)write report.md and the plots of a run folder from its results.json."""
     run_dir = Path(run_dir)
     res = read_results(run_dir)
-    plots = [p for p in (_training_plot(res, run_dir / "training.png"),
-                         _bytes_plot(res, run_dir / "recall_vs_bytes.png"),
-                         _per_query_plot(res, run_dir / "per_query.png")) if p is not None]
+    wanted = res.get("plots", list(PLOTS))
+    plots = [p for name, draw in PLOTS.items() if name in wanted
+             for p in [draw(res, run_dir / f"{name}.png")] if p is not None]
+    plots += [run_dir / name for name in res.get("extra_plots", []) if (run_dir / name).is_file()]
     with atomic_file(run_dir / "report.md", "w", encoding="utf-8") as fh:
         fh.write(markdown(res, plots))
     return [run_dir / RESULTS, run_dir / "report.md", *plots]
@@ -174,3 +176,6 @@ def _per_query_plot(res: Mapping[str, Any], path: Path) -> Path | None:
     wl = win_loss(pq["values"], pq["method"], pq["baseline"])
     ax.set_title(f"{pq['method']} vs {pq['baseline']}: {wl['wins']} wins / {wl['losses']} losses", fontsize=9)
     return _save(fig, path)
+
+
+PLOTS = {"training": _training_plot, "recall_vs_bytes": _bytes_plot, "per_query": _per_query_plot}
