@@ -97,3 +97,12 @@ def test_eval_recipe_runs_the_command():
     assert "python eval/baselines.py" in res.stdout
     for opt in ("--datasets", "--factories", "--nprobe", "--out", "--threads"):
         assert opt in res.stdout
+
+
+def test_bench_vq_defaults_to_all_six_collections(monkeypatch):
+    import retrieval_kd.bench.distill_vq as bench
+
+    calls = []
+    monkeypatch.setattr(bench, "run_distill_vq", lambda *a, **k: calls.append(a))
+    res = invoke("bench", "vq")
+    assert res.exit_code == 0 and calls[0][0] == ["cacm", "med", "cisi", "cranfield", "cf", "scifact"]

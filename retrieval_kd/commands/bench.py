@@ -7,6 +7,7 @@ import typer
 
 from retrieval_kd.bench.baselines import DATASETS, DEFAULT_FACTORIES, DEFAULT_NPROBE
 from retrieval_kd.bench.cast import VARIANTS as CAST_VARIANTS
+from retrieval_kd.bench.distill_vq import DATASETS as VQ_DATASETS
 from retrieval_kd.bench.distill_vq import DEFAULT_NPROBE as VQ_NPROBE
 from retrieval_kd.bench.distill_vq import ROWS as VQ_ROWS
 from retrieval_kd.bench.distill_vq import VARIANTS as VQ_VARIANTS
@@ -34,7 +35,7 @@ def bench_baselines(
 
 @bench_app.command("vq")
 def bench_vq(
-    datasets: str = typer.Option(",".join(DATASETS), help="comma-separated dataset names"),
+    datasets: str = typer.Option(",".join(VQ_DATASETS), help="comma-separated dataset names"),
     sizes: str = typer.Option("8,16", help="bytes per vector (PQ m x 8)"),
     rows: str = typer.Option(",".join(VQ_ROWS), help=f"rows to run, some of ivfpq,opq,{','.join(VQ_PEERS)},{','.join(VQ_VARIANTS)}"),
     nprobe: int = typer.Option(VQ_NPROBE, help="IVF lists searched per query (every row)"),
@@ -44,7 +45,7 @@ def bench_vq(
     out: str = typer.Option("runs/bench_vq", help="folder for table.md, results.json and the plot"),
     threads: int | None = _THREADS,
 ) -> None:
-    """Distill-VQ vs faiss IVFPQ / OPQ+IVFPQ on cacm, med, cisi, cranfield, cf (Markdown tables + plot)."""
+    """Distill-VQ vs faiss IVFPQ / OPQ+IVFPQ and same-bytes peers on six collections (Markdown tables + plot)."""
     from retrieval_kd.bench.distill_vq import run_distill_vq
 
     run_distill_vq(split_list(datasets), split_ints(sizes), split_list(rows), nprobe, split_ints(plot_sizes), seed,
