@@ -34,11 +34,13 @@ def cacm_slice():
 def vq_config() -> dict:
     """One epoch of 12 steps (422 pseudo-queries: 40 held out, 364 = 11 x 33 + 1 train), learnable OPQ and IVF."""
     # modest learning rates: AdamW divides by sqrt(v) + 1e-8, so gradient entries near 1e-8 turn the rounding of a
-    # sum taken in two halves into update differences of about lr / 40 a step (lr_rotation 1e-3: up to 4e-5)
+    # sum taken in two halves into update differences of about lr / 40 a step (lr_rotation 1e-3: up to 4e-5); an
+    # entry whose gradient is ~0 takes its sign from that rounding, about lr a step (rotation at 1e-4: the matrix
+    # 1.1e-5 apart after 12 steps on embeddings that other tests cached), hence the rotation's rate of 3e-5
     return {"dataset": "cacm", "device": "cpu", "index": {"factory": FACTORY, "nprobe": 4},
             "queries": {"budget": 422}, "candidates": {"top_k": 50},
             "student": {"learn_opq": True, "update_ivf": True},
-            "optim": {"lr_codebooks": 3e-4, "lr_rotation": 1e-4, "lr_centroids": 1e-3},
+            "optim": {"lr_codebooks": 3e-4, "lr_rotation": 3e-5, "lr_centroids": 1e-3},
             "train": {"batch_size": BATCH, "progress": False, "validation": True, "eval_every": 4, "patience": 3,
                       "checkpoint_every": 4}}
 
@@ -261,10 +263,14 @@ def test_torchrun_train_vq_gives_the_codebooks_of_one_process(vq_slice, tmp_path
     # the trained state after step 12 (rank 0's checkpoint is e0) vs the single process's, and the kept states
     ends = [torch.load(tmp_path / d / "checkpoints" / "last.pt", weights_only=False) for d in ("ddp", "one")]
     assert ends[0]["step"] == ends[1]["step"] == 12 and max(_max_diff(e0, ends[0]["student"]).values()) == 0
-    diff = _max_diff(e0, ends[1]["student"])
+    # the rotation is compared as the matrix it parametrises (below): the raw `original` tensor of torch's orthogonal
+    # parametrisation also holds directions the matrix ignores, where a gradient that is ~0 takes its sign from
+    # rounding and Adam turns that into steps of about the learning rate
+    diff = {k: v for k, v in _max_diff(e0, ends[1]["student"]).items() if ".original" not in k}
     print("max |2 ranks - 1 process| after 12 steps:", diff)
-    assert max(diff.values()) <= 1e-5, diff
-    assert max(_max_diff(r0["state"], one.student.state_dict()).values()) <= 1e-5
+    assert set(diff) >= {"codebooks", "centroids"} and max(diff.values()) <= 1e-5, diff
+    kept = {k: v for k, v in _max_diff(r0["state"], one.student.state_dict()).items() if ".original" not in k}
+    assert max(kept.values()) <= 1e-5, kept
     rotations = [_rotation(one.student, state) for state in (e0, ends[1]["student"], start)]
     print("rotation matrix:", float((rotations[0] - rotations[1]).abs().max()))
     assert torch.allclose(rotations[0], rotations[1], atol=1e-5, rtol=0)
