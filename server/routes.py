@@ -172,7 +172,7 @@ async def distill_search(name: IndexName, body: DistillSearchRequest, st: State)
     return JSONBytes(await st.execute(1, work()))
 
 
-@v1.post("/rewrite", response_model=RewriteResponse, responses=BODY_ERRORS,
+@v1.post("/rewrite", response_model=RewriteResponse, response_model_exclude_none=True, responses=BODY_ERRORS,
          summary="Rewrite a dialogue into one search query (medical)")
 async def rewrite(body: RewriteRequest, st: State) -> RewriteResponse:
     t0 = time.perf_counter()
@@ -187,6 +187,10 @@ async def rewrite(body: RewriteRequest, st: State) -> RewriteResponse:
                                      "name one in 'index'")
         s = st.get(able[0].name, "rewrite")
     dialogue = _check_turns(st, body.dialogue, "dialogue")
+    if hasattr(s, "rewrite_terms"):  # medical: the structured query (text + weighted terms) beside the string
+        out = await st.execute(1, st.run(s.rewrite_terms, dialogue))
+        return RewriteResponse(index=s.name, rewrite=out["rewrite"], text=out["text"], terms=out["terms"],
+                               took_ms=ms(t0))
     text = await st.execute(1, st.run(s.rewrite, dialogue))
     return RewriteResponse(index=s.name, rewrite=text, took_ms=ms(t0))
 

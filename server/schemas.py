@@ -153,6 +153,8 @@ class DistillSearchResponse(SearchResponse):
 class RewriteResponse(BaseModel):
     index: str
     rewrite: str
+    text: str | None = Field(None, description="the main query as a person reads it (no word repeated)")
+    terms: list[QueryTerm] | None = Field(None, description="its weighted terms: what BM25 scores (weight x impact)")
     took_ms: float
 
 

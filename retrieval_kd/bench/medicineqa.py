@@ -24,9 +24,16 @@ class SideConfig(StrictModel):
     multiround: str | None = None  # zh: the derived multi-round dataset
     tokenizer: str = "en"  # BM25 tokenizer: en | zh-bigram | zh-jieba
     extractive: RunPath | None = None  # trained tagger folder
-    seq2seq: RunPath | None = None  # trained seq2seq folder (completeness only)
-    correct: bool = True  # query-term correction against the database vocabulary
+    seq2seq: RunPath | None = None  # trained seq2seq folder (MiniLM→MiniLM, copy decoding)
+    llm_extractive: RunPath | None = None  # a tagger trained on the LLM teacher's (filtered) queries
+    correct: bool = False  # en: safe query-term correction (zh databases always link names and aspect words)
+    split: Literal["all", "dev"] = "all"  # 'dev': only the dev ids (teachers.queries.split_of): choosing settings
+    dev_share: float = 0.2
+    focus: bool = True  # en: the 'question + focus' row (human FOCUS annotations as weighted terms)
+    with_raw: bool = True  # also each student's queries fused with the raw question ('⊕ raw' rows)
+    raw_fusion: Literal["rrf", "rrf-max"] = "rrf"  # how the '⊕ raw' rows fuse the raw and the rewritten runs
     dense: bool = True
+    dense_focus: float = 0.0  # β: dense query = normalise(e(text) + β·e(kept terms)) for weighted rewrites
     lucene: bool = False  # also Lucene BM25 (pyserini + Java 21); skipped with a note when unavailable
 
 
@@ -67,28 +74,48 @@ def teacher_queries(ds: Any, lang: str, log: Callable[[str], None]) -> dict[str,
         return None
 
 
-def _rewriters(side: SideConfig, teacher: dict[str, list[str]] | None, corrector: Corrector | None, lang: str):
-    """(row name, fn(dialogues) -> {id: queries}) for every rewriter this side can run."""
-    from retrieval_kd.methods.drr.rewriters import ExtractiveRewriter, LastUtterance, Seq2SeqRewriter, WholeDialogue
+RAW = "raw question (last turn)"
 
-    rows: list[tuple[str, Callable]] = [
-        ("raw question (last turn)", lambda d: {i: LastUtterance().rewrite(x) for i, x in d.items()}),
-        ("whole dialogue", lambda d: {i: WholeDialogue().rewrite(x) for i, x in d.items()}),
+
+def _rewriters(side: SideConfig, teacher: dict[str, list[str]] | None, corrector: Corrector | None, lang: str,
+               focus: dict[str, list[str]] | None = None):
+    """(row name, fn(dialogues) -> {id: queries}, per-dialogue fusion or None) for every rewriter of this side."""
+    from retrieval_kd.methods.drr.rewriters import ExtractiveRewriter, LastUtterance, Seq2SeqRewriter, WholeDialogue
+    from retrieval_kd.methods.drr.tagging import last_user, make_queries
+
+    raw = LastUtterance()
+    rows: list[tuple[str, Callable, str | None]] = [
+        (RAW, lambda d: {i: raw.rewrite(x) for i, x in d.items()}, None),
+        ("whole dialogue", lambda d: {i: WholeDialogue().rewrite(x) for i, x in d.items()}, None),
     ]
     if teacher is not None:
-        rows.append((TEACHER_LABELS[lang], lambda d: {i: teacher.get(i) or LastUtterance().rewrite(x)
-                                                      for i, x in d.items()}))
+        rows.append((TEACHER_LABELS[lang], lambda d: {i: teacher.get(i) or raw.rewrite(x) for i, x in d.items()},
+                     None))
+    if focus is not None:
+        rows.append(("question + focus (human FOCUS, weighted)",
+                     lambda d: {i: make_queries(last_user(x), focus.get(i, []), "append", 2) for i, x in d.items()},
+                     None))
     if corrector is not None and corrector.names:
         from retrieval_kd.methods.drr.rewriters import LinkedRecency
 
         linked = LinkedRecency(corrector)
-        rows.append((linked.name, lambda d: {i: linked.rewrite(x) for i, x in d.items()}))
-    if side.extractive and Path(side.extractive).exists():
-        ext = ExtractiveRewriter(side.extractive, corrector=corrector if side.correct else None)
-        rows.append(("extractive student", lambda d: dict(zip(d, ext.rewrite_batch(list(d.values()))))))
+        rows.append((linked.name, lambda d: {i: linked.rewrite(x) for i, x in d.items()}, None))
+    students = []
+    use = corrector if (side.correct or lang == "zh") else None
+    for label, path in (("extractive student", side.extractive), ("extractive student (LLM-taught)",
+                                                                   side.llm_extractive)):
+        if path and Path(path).exists():
+            ext = ExtractiveRewriter(path, corrector=use)
+            students.append((label, lambda d, ext=ext: dict(zip(d, ext.rewrite_batch(list(d.values())))), None))
     if side.seq2seq and Path(side.seq2seq).exists():
         s2s = Seq2SeqRewriter(side.seq2seq)
-        rows.append(("seq2seq student (tiny)", lambda d: dict(zip(d, s2s.rewrite_batch(list(d.values()))))))
+        students.append(("seq2seq student (MiniLM→MiniLM)", lambda d: dict(zip(d, s2s.rewrite_batch(list(d.values())))),
+                         None))
+    rows += students
+    if side.with_raw:
+        for label, fn, _ in students:
+            rows.append((f"{label} ⊕ raw (RRF)",
+                         lambda d, fn=fn: {i: [raw.rewrite(d[i])[0], *q] for i, q in fn(d).items()}, side.raw_fusion))
     return rows
 
 
@@ -115,37 +142,72 @@ def _retrievers(ds: Any, side: SideConfig, log: Callable[[str], None] = print) -
         from retrieval_kd.teachers.dense import DenseEncoder, encode_corpus
 
         enc = DenseEncoder()
-        out.append(("dense", DenseRetriever(enc, FaissIndex.build(np.asarray(encode_corpus(enc, ds)), ds.doc_ids))))
+        out.append(("dense", DenseRetriever(enc, FaissIndex.build(np.asarray(encode_corpus(enc, ds)), ds.doc_ids),
+                                            side.dense_focus)))
     return out
 
 
-def _measure(run: dict, ds: Any, lang: str, hr_k: list[int]) -> dict[str, Any]:
-    """en: nDCG@10, R@100, HR@k; zh: HR@k at medicine and attribute level; HR@k[0] with a bootstrap 95% CI."""
+def _measure(run: dict, ds: Any, lang: str, hr_k: list[int]) -> tuple[dict[str, Any], dict[str, float]]:
+    """(row measures, per-query primary measure). en: nDCG@10, R@100, HR@k, primary nDCG@10; zh: HR@k at medicine
+    and attribute level, primary HR@1; HR@k[0] with a bootstrap 95% CI."""
     if lang == "en":
         rel = ds.rel_threshold
-        m = evaluate(run, ds.qrels, ["nDCG@10", "R@100"], rel=rel)
+        pq = evaluate(run, ds.qrels, ["nDCG@10", "R@100"], rel=rel, per_query=True)
+        m = {k: mean(v) for k, v in pq.items()}
         hits = {k: hit_at_k(run, ds.qrels, k, rel=rel) for k in hr_k}
+        primary = pq["nDCG@10"]
     else:
         m = {}
         drug = {d["id"]: d["drug"] for d in ds.corpus}
         hits = {k: hit_at_k(run, ds.qrels, k, group=drug) for k in hr_k}
         for k in hr_k:
             m[f"attr HR@{k}"] = mean(hit_at_k(run, ds.qrels, k))
+        primary = hits[hr_k[0]]
     for k in hr_k:
         m[f"HR@{k}"] = mean(hits[k])
     lo, hi = bootstrap_ci(list(hits[hr_k[0]].values()))
     m[f"HR@{hr_k[0]} 95% CI"] = f"[{lo:.2f}, {hi:.2f}]"
     m["n"] = len(hits[hr_k[0]])
-    return m
+    return m, primary
 
 
-def evaluate_side(name: str, side: SideConfig, cfg: EvalConfig, out: Path,
-                  log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """All rows of one language: each rewriter with BM25, dense and hybrid (BM25 + dense, RRF)."""
+def _dev_subset(ds: Any, share: float) -> Any:
+    """The dataset restricted to its dev ids (queries, qrels, conversations; the corpus stays whole)."""
+    from retrieval_kd.teachers.queries import split_of
+
+    keep = {q for q in ds.queries if split_of(q, share) == "dev"}
+    return type(ds)(f"{ds.name}-dev", ds.corpus, {q: t for q, t in ds.queries.items() if q in keep},
+                    {q: r for q, r in ds.qrels.items() if q in keep},
+                    [c for c in ds.conversations if c["id"] in keep], ds.meta)
+
+
+def _paired(rows: list[dict[str, Any]], primary: dict[tuple, dict[str, float]], lang: str) -> None:
+    """Each row's paired bootstrap against the raw question with the same retriever, on the primary measure."""
+    from retrieval_kd.evaluate import paired_bootstrap
+
+    name = "nDCG@10" if lang == "en" else "HR@1"
+    for r in rows:
+        base = primary.get((r["set"], RAW, r["retriever"]))
+        mine = primary[(r["set"], r["rewriter"], r["retriever"])]
+        if base is None or r["rewriter"] == RAW:
+            continue
+        pb = paired_bootstrap(mine, base)
+        r[f"Δ{name} vs raw [95% CI]"] = f"{pb['diff']:+.3f} [{pb['lo']:+.3f}, {pb['hi']:+.3f}]"
+        r["W/T/L"] = f"{pb['wins']}/{pb['ties']}/{pb['losses']}"
+
+
+def _query_json(rewrites: dict[str, list[str]]) -> dict[str, list[Any]]:
+    """Rewrites for queries/*.json: plain strings, or {"text", "terms"} for weighted queries."""
+    return {i: [q.as_json() if hasattr(q, "as_json") else q for q in qs] for i, qs in rewrites.items()}
+
+
+def _sets(side: SideConfig) -> list[tuple[str, Any]]:
+    """(set name, dataset) of a side: the single-turn set (its dev ids with split 'dev'), the multi-round variants."""
     from retrieval_kd import datasets
 
-    lang = "zh" if side.tokenizer.startswith("zh") else "en"
-    sets = [("single-turn", datasets.load(side.dataset))]
+    base = datasets.load(side.dataset)
+    sets = [("dev split" if side.split == "dev" else "single-turn",
+             _dev_subset(base, side.dev_share) if side.split == "dev" else base)]
     if side.multiround:
         mr = datasets.load(side.multiround)
         for variant in ("pronoun", "distractor"):
@@ -154,34 +216,57 @@ def evaluate_side(name: str, side: SideConfig, cfg: EvalConfig, out: Path,
                            {q: r for q, r in mr.qrels.items() if q in keep},
                            [c for c in mr.conversations if c["id"] in keep], mr.meta)
             sets.append((f"multi-round {variant}", sub))
+    return sets
+
+
+def evaluate_side(name: str, side: SideConfig, cfg: EvalConfig, out: Path,
+                  log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """All rows of one language: each rewriter with BM25, dense and hybrid (BM25 + dense, RRF)."""
+    from retrieval_kd.methods.drr.safety import corrector_for
+
+    lang = "zh" if side.tokenizer.startswith("zh") else "en"
+    sets = _sets(side)
     base = sets[0][1]
-    corrector = None
-    if side.correct:
-        corrector = Corrector.for_medicines(base.corpus) if lang == "zh" else Corrector.from_texts(base.doc_texts)
+    corrector = corrector_for(base) if (side.correct or lang == "zh") else None
     retrievers = _retrievers(base, side, log)
-    rows = []
+    rows, primary = [], {}
+    (out / "queries").mkdir(exist_ok=True)
     for set_name, ds in sets:
         teacher = teacher_queries(ds, lang, log)
+        focus = _focus(ds, log) if side.focus and lang == "en" else None
         dialogues = _dialogues(ds)
-        for rw_name, fn in _rewriters(side, teacher, corrector, lang):
+        for rw_name, fn, fusion in _rewriters(side, teacher, corrector, lang, focus):
             t0 = time.perf_counter()
             rewrites = fn(dialogues)
             t_rw = time.perf_counter() - t0
-            runs = {}
-            for rt_name, rt in retrievers:
-                runs[rt_name] = retrieve(rewrites, rt, cfg.k, fusion=cfg.fusion)
+            runs = {rt_name: retrieve(rewrites, rt, cfg.k, fusion=fusion or cfg.fusion) for rt_name, rt in retrievers}
             if "dense" in runs:
                 runs["hybrid"] = fuse([runs["BM25"], runs["dense"]], depth=cfg.k)
-            tag = f"{name}-{set_name}-{rw_name}".replace(" ", "_").replace("(", "").replace(")", "")
-            (out / "queries").mkdir(exist_ok=True)
-            (out / "queries" / f"{tag}.json").write_text(json.dumps(rewrites, ensure_ascii=False, indent=1))
+            tag = f"{name}-{set_name}-{rw_name}".replace(" ", "_").replace("(", "").replace(")", "").replace("/", "")
+            (out / "queries" / f"{tag}.json").write_text(json.dumps(_query_json(rewrites), ensure_ascii=False,
+                                                                    indent=1))
             for rt_name, run in runs.items():
                 write_run(run, out / "runs" / f"{tag}-{rt_name}.trec", tag=rt_name)
-                row = {"set": f"{ds.name} {set_name}", "rewriter": rw_name, "retriever": rt_name,
-                       **_measure(run, ds, lang, cfg.hr_k), "rewrite ms/q": 1000 * t_rw / max(len(dialogues), 1)}
+                m, per_q = _measure(run, ds, lang, cfg.hr_k)
+                row = {"set": f"{ds.name} {set_name}", "rewriter": rw_name, "retriever": rt_name, **m,
+                       "rewrite ms/q": 1000 * t_rw / max(len(dialogues), 1)}
+                primary[(row["set"], rw_name, rt_name)] = per_q
                 rows.append(row)
                 log(format_table([row]).splitlines()[-1])
+    _paired(rows, primary, lang)
     return rows
+
+
+def _focus(ds: Any, log: Callable[[str], None]) -> dict[str, list[str]] | None:
+    """FOCUS annotations of a set's questions, or None (row skipped, reason printed)."""
+    from retrieval_kd.errors import DataNotFoundError
+    from retrieval_kd.teachers.queries import focus_queries
+
+    try:
+        return focus_queries(ds)
+    except DataNotFoundError as e:
+        log(f"row 'question + focus' skipped: {e}")
+        return None
 
 
 def run_eval(cfg: EvalConfig, log: Callable[[str], None] = print) -> tuple[list[dict[str, Any]], str]:
@@ -201,10 +286,11 @@ def run_eval(cfg: EvalConfig, log: Callable[[str], None] = print) -> tuple[list[
         for lang in ("en", "zh"):
             rows = [r for r in all_rows if ("attr HR@1" in r) == (lang == "zh")]
             if rows:
+                name = "nDCG@10" if lang == "en" else "HR@1"
                 cols = (["set", "rewriter", "retriever", "nDCG@10", "R@100"] if lang == "en"
                         else ["set", "rewriter", "retriever"]) + [f"HR@{k}" for k in cfg.hr_k] + \
                     [f"HR@{cfg.hr_k[0]} 95% CI"] + ([f"attr HR@{k}" for k in cfg.hr_k] if lang == "zh" else []) + \
-                    ["n", "rewrite ms/q"]
+                    [f"Δ{name} vs raw [95% CI]", "W/T/L", "n", "rewrite ms/q"]
                 tables.append(format_table(rows, cols))
         table = "\n\n".join(tables)
         (tmp / "rows.json").write_text(json.dumps(all_rows, indent=1, ensure_ascii=False) + "\n")

@@ -63,7 +63,8 @@ def export_medical_bundle_cmd(
     name: str | None = typer.Option(None, help="index name (default: the folder name)"),
     tokenizer: str = typer.Option("en", help="BM25 tokenizer: en | zh-bigram | zh-jieba"),
     fusion: str = typer.Option("rrf-max", help="fusion of several queries of one dialogue: rrf-max | rrf"),
-    correct: bool = typer.Option(True, help="correct query terms against the database vocabulary"),
+    correct: bool = typer.Option(False, help="correct query terms against the database vocabulary (safe: entity "
+                                 "names never change; zh medicine databases always link names and aspects)"),
 ) -> None:
     """A "medical" serving bundle (Distill-Retrieve-Read): ONNX rewriter + BM25 + doc store."""
     from retrieval_kd.export.medical import build_medical_bundle
@@ -74,14 +75,12 @@ def export_medical_bundle_cmd(
 
 
 def _corrector(vocabulary: str, names_field: str = "drug"):
-    """Correction vocabulary of a dataset's corpus: medicine names + aspect words when its records name drugs."""
+    """Correction vocabulary of a dataset's corpus: medicine names + aspect words when its records name drugs, else
+    the safe English corrector (entity names and dictionary words are never changed)."""
     from retrieval_kd.datasets import load
-    from retrieval_kd.methods.drr.tagging import Corrector
+    from retrieval_kd.methods.drr.safety import corrector_for
 
-    ds = load(vocabulary)
-    if any(d.get(names_field) for d in ds.corpus):
-        return Corrector.for_medicines({**d, "drug": d.get(names_field)} for d in ds.corpus)
-    return Corrector.from_texts(ds.doc_texts)
+    return corrector_for(load(vocabulary), names_field)
 
 
 @index_app.command("bm25")

@@ -22,11 +22,9 @@ MEASURES = ("nDCG@10", "R@100")
 
 def _corrector(ds: Any):
     """Database vocabulary for query-term correction, as the eval recipe builds it (zh medicine names or en words)."""
-    from retrieval_kd.methods.drr.tagging import Corrector
+    from retrieval_kd.methods.drr.safety import corrector_for
 
-    if any(d.get("drug") for d in ds.corpus):
-        return Corrector.for_medicines(ds.corpus)
-    return Corrector.from_texts(ds.doc_texts)
+    return corrector_for(ds)
 
 
 def _measure(searcher: MedicalSearcher, ds: Any) -> dict[str, float]:
@@ -51,7 +49,7 @@ def build_medical_bundle(
     name: str | None = None,
     dataset: str,
     tokenizer: str = "en",
-    correct: bool = True,
+    correct: bool = False,
     fusion: str = "rrf-max",
     depth: int = DEFAULT_DEPTH,
     k1: float = 0.9,
@@ -74,7 +72,8 @@ def build_medical_bundle(
         if exported:
             shutil.copytree(rewriter_dir, tmp / "rewriter")
         else:
-            export_tagger(rewriter_dir, tmp / "rewriter", corrector=_corrector(ds) if correct else None)
+            zh = any(d.get("drug") for d in ds.corpus)  # zh databases: the corrector links names and aspects
+            export_tagger(rewriter_dir, tmp / "rewriter", corrector=_corrector(ds) if correct or zh else None)
         rw_info = read_meta(tmp / "rewriter")
         BM25Index.build(ds.doc_texts, ds.doc_ids, tokenizer, k1=k1, b=b, meta={"dataset": ds.name}).save(tmp / "index")
         store = DocStore.build(tmp / "docstore.sqlite", ds.corpus)

@@ -69,8 +69,17 @@ class BM25Index(PostingsIndex):
         """term -> document frequency."""
         return dict(zip(self.terms, np.diff(self.indptr).tolist()))
 
+    def weighted(self, terms: Iterable[tuple[str, float]]) -> dict[str, float]:
+        """{index token: weight} of weighted query terms: each token of a term's text adds the term's weight."""
+        out: dict[str, float] = {}
+        for text, w in terms:
+            for tok in self.tokenize(text):
+                out[tok] = out.get(tok, 0.0) + float(w)
+        return out
+
     def score(self, query: str | Mapping[str, float]) -> np.ndarray:
-        """BM25 score of every document; a repeated query term counts once per occurrence."""
+        """BM25 score of every document; a repeated query term counts once per occurrence; a {token: weight}
+        mapping (see `weighted`) multiplies each token's impacts by its weight."""
         ids, weights = self.lookup(Counter(self.tokenize(query)) if isinstance(query, str) else query)
         return self.accumulate(ids, weights, np.float32)
 

@@ -156,6 +156,14 @@ def build_bm25_index(texts: Iterable[str], docids: Sequence[str], dest: str | Pa
     return _index_collection("JsonCollection", dest.with_name(dest.name + ".json"), dest, ["-storeRaw"], threads)
 
 
+_SPECIAL = re.compile(r'([+\-!(){}\[\]^"~*?:\\/]|&&|\|\|)')
+
+
+def _escape(term: str) -> str:
+    """A term for Lucene's classic query parser: special characters escaped, operator words lower-cased."""
+    return _SPECIAL.sub(r"\\\1", term.lower())
+
+
 def _hits(hits) -> tuple[list[str], list[float]]:
     return [h.docid for h in hits], [float(h.score) for h in hits]
 
@@ -189,7 +197,20 @@ class LuceneBM25Searcher:
 
     def search(self, query: str, k: int = 10) -> tuple[list[str], list[float]]:
         """Top-k (docids, scores) for a text query."""
-        return _hits(self._obj.search(query, int(k)))
+        return _hits(self._obj.search(str(query), int(k)))
+
+    def search_weighted(self, terms: Mapping[str, float] | Sequence[tuple[str, float]],
+                        k: int = 10) -> tuple[list[str], list[float]]:
+        """Top-k for weighted words: a Lucene query-parser query `word^w ...` (OR), analysed as the documents are
+        (Anserini's default English analyser); a word's BM25 score is multiplied by its boost."""
+        pairs = list(terms.items()) if isinstance(terms, Mapping) else list(terms)
+        text = " ".join(f"{_escape(t)}^{float(w):g}" for t, w in pairs if float(w) > 0 and t.strip())
+        if not text:
+            return [], []
+        if not hasattr(self, "_parser"):
+            analyzer = autoclass("io.anserini.analysis.DefaultEnglishAnalyzer").newDefaultInstance()
+            self._parser = autoclass("org.apache.lucene.queryparser.classic.QueryParser")("contents", analyzer)
+        return _hits(self._obj.search(self._parser.parse(text), int(k)))
 
     def search_run(self, queries: Mapping[str, str], k: int = 100) -> dict[str, dict[str, float]]:
         """qid -> {docid: score}."""

@@ -82,6 +82,13 @@ class MedicalSearcher(Searcher):
     def rewrite(self, dialogue: list[dict]) -> str:
         return QUERY_SEP.join(self.queries(dialogue))
 
+    def rewrite_terms(self, dialogue: list[dict]) -> dict[str, Any]:
+        """{"rewrite": the queries' lines, "text": the first (main) query's text, "terms": its weighted terms}."""
+        queries = self.queries(dialogue)
+        first = queries[0] if queries else ""
+        terms = [{"term": t, "weight": w} for t, w in getattr(first, "terms", ())]
+        return {"rewrite": QUERY_SEP.join(queries), "text": str(first), "terms": terms}
+
     def distill_search(self, dialogue: list[dict], k: int) -> SearchResult:
         t0 = time.perf_counter()
         queries, hits = self.pipeline.search(dialogue, max(k, self.depth))
@@ -89,7 +96,8 @@ class MedicalSearcher(Searcher):
         timings = stage_ms(rewrite=rewrite_s, search=time.perf_counter() - t0 - rewrite_s)
         hits = hits[:k]
         return SearchResult([d for d, _ in hits], [s for _, s in hits],
-                            extra={"rewrite": QUERY_SEP.join(queries), "queries": queries, "timings": timings})
+                            extra={"rewrite": QUERY_SEP.join(queries), "queries": [str(q) for q in queries],
+                                   "timings": timings})
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), **public({"retrieval": self.manifest.get("retrieval"),

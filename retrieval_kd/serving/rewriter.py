@@ -48,7 +48,7 @@ class OnnxRewriter(TaggerRewriter):
         self.corrector = None
         if self.meta.get("corrector"):
             data = json.loads(resolve(self.meta["corrector"]).read_text(encoding="utf-8"))
-            self.corrector = Corrector(data.get("words"), data.get("names", []), data.get("aspects"))
+            self.corrector = Corrector.from_json(data)
         self.names = self.corrector.names if self.meta.get("entity_mask") and self.corrector is not None else []
 
     def tag(self, dialogues: Sequence[Dialogue]) -> list[tuple[str, list, np.ndarray, list]]:

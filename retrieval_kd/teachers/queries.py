@@ -46,6 +46,31 @@ def liveqa_summary_queries(ds) -> dict[str, list[str]]:
 
 
 
+def split_of(qid: str, dev_share: float = 0.2) -> str:
+    """'dev' or 'train' by a stable hash of the id (the same split in every run and process)."""
+    import hashlib
+
+    h = int(hashlib.sha256(str(qid).encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "dev" if h < dev_share else "train"
+
+
+def focus_queries(ds) -> dict[str, list[str]]:
+    """Human FOCUS annotations per question: the training questions' own (conversations), or, for medquad-liveqa,
+    the LiveQA-Med test questions' ANNOTATIONS (read from the raw test file)."""
+    out = {c["id"]: list(c["turns"][-1].get("focus") or []) for c in ds.conversations
+           if c["turns"] and c["turns"][-1].get("focus")}
+    if out or ds.name != "medquad-liveqa":
+        if not out:
+            raise DataNotFoundError(f"dataset {ds.name} has no FOCUS annotations")
+        return out
+    from retrieval_kd.data.liveqa import TEST_FILE, read_liveqa_test_annotations
+    from retrieval_kd.paths import data_root
+
+    ann = read_liveqa_test_annotations(data_root() / "liveqa_med_2017" / TEST_FILE)
+    return {f"TQ{k}" if not str(k).startswith("TQ") else str(k): list(v["focus"]) for k, v in ann.items()
+            if v["focus"]}
+
+
 def read_jsonl_queries(path: str | Path) -> dict[str, list[str]]:
     """Any JSONL of teacher queries: lines {"id": ..., "queries": [str, ...]}; errors name line and field."""
     path = Path(path)

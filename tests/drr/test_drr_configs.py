@@ -16,7 +16,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 @pytest.mark.parametrize("name,model", [("drr_liveqa.yaml", TrainRewriterConfig), ("drr_medicineqa.yaml",
-                         TrainRewriterConfig), ("drr_seq2seq_tiny.yaml", TrainRewriterConfig),
+                         TrainRewriterConfig), ("drr_seq2seq_minilm.yaml", TrainRewriterConfig),
                          ("drr_eval.yaml", EvalConfig), ("drr_llm_teacher.yaml", LLMTeacherConfig)])
 def test_configs_validate(name, model):
     cfg = load_config(CONFIGS / name, model)

@@ -58,8 +58,9 @@ def test_tagger_learns_teacher_terms_and_carries_the_entity(tagger):
     assert queries[0][0].startswith(test[0]["dialogue"][-1]["text"])  # appended, not replaced
     rw.keep, rw.carry = "entities", True  # only the carried medicine is appended
     queries = rw.rewrite_batch([e["dialogue"] for e in test])
-    assert np.mean([q[0] == f"{e['dialogue'][-1]['text']} {e['queries'][0].split()[0]} {e['queries'][0].split()[0]}"
-                    for e, q in zip(test, queries)]) >= 0.9, queries
+    drug = [e["queries"][0].split()[0] for e in test]  # written once, weighted `boost` (2): never repeated
+    assert np.mean([q[0] == f"{e['dialogue'][-1]['text']} {d}" and dict(q[0].terms).get(d.lower()) == 2.0
+                    for e, q, d in zip(test, queries, drug)]) >= 0.9, queries
 
 
 def test_onnx_export_parity_and_torch_free_runtime(tagger, tmp_path):
@@ -102,3 +103,50 @@ def test_baselines_and_loader(tmp_path):
     assert isinstance(load_rewriter("last-utterance"), LastUtterance)
     with pytest.raises(RKDError, match="not a rewriter"):
         load_rewriter(tmp_path)
+
+
+def test_rewrite_route_returns_text_and_weighted_terms(tagger, tmp_path):
+    """/v1/rewrite: the old `rewrite` string plus `text` (no word repeated) and `terms` [{term, weight}]."""
+    from fastapi.testclient import TestClient
+
+    from retrieval_kd.export.medical import build_medical_bundle
+    from retrieval_kd.methods.drr.query import appended_words_repeat
+    from server.app import create_app
+    from server.settings import ServerSettings
+
+    pytest.importorskip("retrieval_kd.datasets").load("medicineqa")  # the bundle's database (skips without data)
+    build_medical_bundle(tagger, tmp_path / "med", name="med", dataset="medicineqa", tokenizer="zh-bigram",
+                         with_metrics=False)
+    dialogue = toy_examples(1, seed=4)[0]["dialogue"]
+    with TestClient(create_app([tmp_path / "med"], ServerSettings())) as c:
+        body = c.post("/v1/rewrite", json={"dialogue": dialogue}).json()
+    question = dialogue[-1]["text"]
+    assert body["rewrite"] == body["text"] and body["text"].startswith(question), body
+    assert appended_words_repeat(body["text"], question) == []
+    weights = {t["term"]: t["weight"] for t in body["terms"]}
+    assert all(weights[w.lower()] >= 1 for w in question.replace("?", " ").split()), body
+    assert any(w > 1 for w in weights.values()), body  # the kept terms weigh more than the question's words
+
+
+def test_seq2seq_warm_started_encoder_decoder_copies_from_the_dialogue(tiny_bert, tmp_path):
+    """MiniLM→MiniLM (here the tiny BERT): pretrained encoder and decoder, new cross-attention; copy decoding writes
+    only the dialogue's tokens, appended to the question as weighted terms."""
+    from transformers import AutoTokenizer
+
+    from retrieval_kd.methods.drr.config import TrainRewriterConfig
+    from retrieval_kd.methods.drr.query import WeightedQuery, appended_words_repeat
+    from retrieval_kd.methods.drr.train import init_bert2bert, train_seq2seq
+
+    base = init_bert2bert(tmp_path / "b2b", encoder=tiny_bert)
+    cfg = TrainRewriterConfig(student="seq2seq", teachers=[], out=str(tmp_path / "s2s"), boost=2,
+                              train={"epochs": 3, "batch_size": 8, "lr": 1e-3, "max_length": 64})
+    out = train_seq2seq(cfg, toy_examples(32), base, tmp_path / "s2s", log=lambda s: None)
+    rw = load_rewriter(out)
+    assert isinstance(rw, Seq2SeqRewriter) and rw.copy_only and rw.boost == 2.0
+    tok = AutoTokenizer.from_pretrained(out)
+    for e in toy_examples(4, seed=5):
+        (terms,), (q,) = rw.generate([e["dialogue"]]), rw.rewrite(e["dialogue"])
+        allowed = {t for turn in e["dialogue"] for t in tok.tokenize(turn["text"])} | {";"}
+        assert all(set(tok.tokenize(t)) <= allowed for t in terms), (terms, e["dialogue"])
+        question = e["dialogue"][-1]["text"]
+        assert isinstance(q, WeightedQuery) and q.startswith(question) and appended_words_repeat(q, question) == []

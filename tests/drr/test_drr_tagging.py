@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from retrieval_kd.methods.drr.query import WeightedQuery, appended_words_repeat
 from retrieval_kd.methods.drr.tagging import (
     MASK,
     Corrector,
@@ -80,8 +81,12 @@ def test_corrector_fixes_misspelt_terms_against_the_vocabulary():
 
 
 def test_make_queries_modes():
-    assert make_queries("what is it?", ["aspirin", "dose"], "append", boost=2) == [
-        "what is it? aspirin dose aspirin dose"]
+    (q,) = make_queries("what is it?", ["aspirin", "dose"], "append", boost=2)
+    assert q == "what is it? aspirin dose" and isinstance(q, WeightedQuery)  # written once, weighted
+    assert dict(q.terms) == {"what": 1.0, "is": 1.0, "it": 1.0, "aspirin": 2.0, "dose": 2.0}
+    (q,) = make_queries("what is morphine", ["morphine"], "append", boost=2)
+    assert q == "what is morphine" and dict(q.terms)["morphine"] == 3.0  # not 'morphine morphine morphine'
+    assert q.lucene() == "what is morphine^3" and appended_words_repeat(q, "what is morphine") == []
     assert make_queries("what is it?", ["aspirin"], "replace") == ["aspirin"]
     assert make_queries("what is it?", ["aspirin"], "both", boost=1) == ["what is it? aspirin", "aspirin"]
     assert make_queries("q", [], "replace") == ["q"]
@@ -106,7 +111,7 @@ def test_entity_masking_labels_and_terms():
     assert kept_terms(text, spans, cp, 0.5, entities=ents) == ["副作用", "氯吡格雷片"]
     c = Corrector(names=names, aspects={"副作用": "不良反应", "作用": "适应症"})
     assert c.aspects("这个药有什么副作用？") == ["不良反应"]  # the longer wording wins
-    assert finish(DIALOGUE, text, spans, cp, ents, 0.5, "append", 1, c) == ["这个药有什么副作用？ 副作用 氯吡格雷片 不良反应"]
+    assert finish(DIALOGUE, text, spans, cp, ents, 0.5, "append", 1, c) == ["这个药有什么副作用？ 氯吡格雷片 不良反应"]
 
 
 def test_shortened_names_are_found():
@@ -135,6 +140,6 @@ def test_kept_entities_question_first_then_one_carried():
     assert kept_entities(spans, cp, ents, 0.5) == ["氯吡格雷片", "阿司匹林"]  # the question's own, then history
     c = Corrector(names=names, aspects={"一起吃": "药物相互作用"})
     assert finish(d, text, spans, cp, ents, 0.5, "append", 1, c, keep="entities", carry=True) == [
-        "氯吡格雷片能一起吃吗？ 氯吡格雷片 阿司匹林 药物相互作用"]
+        "氯吡格雷片能一起吃吗？ 阿司匹林 药物相互作用"]  # the question's own medicine is weighted, not rewritten
     with pytest.raises(ValueError, match="keep"):
         finish(d, text, spans, cp, ents, 0.5, "append", 1, c, keep="all")

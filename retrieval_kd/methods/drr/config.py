@@ -15,6 +15,8 @@ class TeacherSourceConfig(StrictModel):
     jsonl: str | None = None  # teacher queries by id (e.g. the LLM teacher's output) replacing the dataset's
     synthetic_dialogues: bool = False  # zh: multi-round dialogues built from the dataset's ask→title pairs
     exclude_names_from: str | None = None  # dataset whose medicine names the synthetic dialogues must not use
+    split: Literal["all", "train", "dev"] = "all"  # 'train': leave the dev share out (settings are chosen on it)
+    dev_share: float = Field(0.2, gt=0, lt=1)  # share of ids (stable hash) in the dev split
     limit: int | None = None
 
 
@@ -40,6 +42,8 @@ class TrainRewriterConfig(StrictModel):
     student: Literal["extractive", "seq2seq"] = "extractive"
     base: str | None = None  # extractive: encoder folder (None = bundled MiniLM); seq2seq: HF seq2seq folder
     tiny_seq2seq: bool = False  # seq2seq without `base`: start from a tiny T5 built from a config (completeness)
+    warm_start: bool = False  # seq2seq without `base`: MiniLM encoder + MiniLM decoder (cross-attention new)
+    copy_only: bool = True  # seq2seq decoding may only write tokens of the dialogue (+ ';'): a copy generator
     teachers: list[TeacherSourceConfig]
     train: TrainParamsConfig = TrainParamsConfig()
     mode: Literal["append", "replace", "both"] = "append"  # appending kept words beat replacing the question

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from retrieval_kd.index.fusion import FUSIONS, Run, rrf
+from retrieval_kd.methods.drr.query import WeightedQuery
 from retrieval_kd.methods.drr.tagging import Dialogue, last_user
 
 Hits = list[tuple[str, float]]
@@ -19,7 +20,7 @@ class Retriever(Protocol):
 
 
 class BM25Retriever:
-    """The built-in BM25 index (numpy) as a retriever."""
+    """The built-in BM25 index (numpy) as a retriever; a `WeightedQuery` is scored by its term weights."""
 
     name = "bm25"
 
@@ -27,21 +28,38 @@ class BM25Retriever:
         self.index = index
 
     def search_many(self, queries: Sequence[str], k: int) -> list[Hits]:
-        return [self.index.search(q, k) for q in queries]
+        return [self.index.search(self.index.weighted(q.terms) if isinstance(q, WeightedQuery) and q.terms else q, k)
+                for q in queries]
 
 
 class DenseRetriever:
-    """The dense teacher (or any encoder with `.encode`) over a faiss index of the corpus."""
+    """The dense teacher (or any encoder with `.encode`) over a faiss index of the corpus.
+
+    `focus_weight` β > 0: a `WeightedQuery` with kept terms searches normalise(e(text) + β·e(kept terms)), the
+    dense counterpart of the sparse term weights (the text alone rarely changes: the kept words are the question's).
+    """
 
     name = "dense"
 
-    def __init__(self, encoder, index):
-        self.encoder, self.index = encoder, index
+    def __init__(self, encoder, index, focus_weight: float = 0.0):
+        self.encoder, self.index, self.focus_weight = encoder, index, float(focus_weight)
+
+    def vectors(self, queries: Sequence[str]) -> np.ndarray:
+        """Query vectors: the text's, mixed with the kept terms' when `focus_weight` > 0."""
+        vec = np.asarray(self.encoder.encode([str(q) for q in queries]), dtype=np.float32)
+        if self.focus_weight <= 0:
+            return vec
+        rows = [i for i, q in enumerate(queries) if getattr(q, "focus", ())]
+        if rows:
+            foc = np.asarray(self.encoder.encode([" ".join(queries[i].focus) for i in rows]), dtype=np.float32)
+            vec[rows] = vec[rows] + self.focus_weight * foc
+            vec[rows] /= np.linalg.norm(vec[rows], axis=1, keepdims=True).clip(1e-12)
+        return vec
 
     def search_many(self, queries: Sequence[str], k: int) -> list[Hits]:
         if not queries:
             return []
-        scores, idx = self.index.search(self.encoder.encode(list(queries)), k)
+        scores, idx = self.index.search(self.vectors(queries), k)
         return [[(self.index.docids[i], float(s)) for s, i in zip(sr, ir) if i >= 0] for sr, ir in zip(scores, idx)]
 
 
@@ -54,11 +72,8 @@ class LuceneRetriever:
         self.searcher = searcher  # a LuceneBM25Searcher: .search(text, k) -> (docids, scores)
 
     def search_many(self, queries: Sequence[str], k: int) -> list[Hits]:
-        return [list(zip(*self.searcher.search(q, k))) for q in queries]
-
-
-
-
+        return [list(zip(*(self.searcher.search_weighted(q.terms, k) if isinstance(q, WeightedQuery) and q.terms
+                           else self.searcher.search(str(q), k)))) for q in queries]
 
 
 def retrieve(rewrites: Mapping[str, Sequence[str]], retriever: Retriever, k: int = 1000, rrf_k: int = 60,
@@ -134,8 +149,6 @@ class DRR:
         docs = [evidence[d] for d, _ in hits[:n] if d in evidence]
         text = self.reader.read(last_user(dialogue), docs) if self.reader is not None else None
         return {"queries": queries, "hits": hits, "answer": text}
-
-
 
 
 def mean(values: Mapping[str, float] | Sequence[float]) -> float:

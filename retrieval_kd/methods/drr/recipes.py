@@ -32,6 +32,10 @@ def collect_examples(sources: list[TeacherSourceConfig]) -> list[Example]:
             ex = attach(base, read_jsonl_queries(src.jsonl))
         else:
             ex = examples_from_dataset(ds)
+        if src.split != "all":
+            from retrieval_kd.teachers.queries import split_of
+
+            ex = [e for e in ex if split_of(e["id"], src.dev_share) == src.split]
         if src.limit:
             ex = ex[: src.limit]
         if not ex:
@@ -57,11 +61,16 @@ def train_rewriter(cfg: TrainRewriterConfig, log: Callable[[str], Any] = print) 
     if cfg.student == "extractive":
         return train_tagger(cfg, examples, cfg.out, names=names, log=log)
     base = cfg.base
+    if not base and cfg.warm_start:
+        from retrieval_kd.methods.drr.train import init_bert2bert
+
+        base = str(init_bert2bert(Path(cfg.out).with_name(Path(cfg.out).name + "-init")))
     if not base and cfg.tiny_seq2seq:
         extra = cjk_chars(examples) if p.add_cjk else []
         base = str(init_tiny_seq2seq(Path(cfg.out).with_name(Path(cfg.out).name + "-init"), extra_tokens=extra))
     if not base:
-        raise ConfigError("student seq2seq needs `base` (a Hugging Face seq2seq folder) or tiny_seq2seq: true")
+        raise ConfigError("student seq2seq needs `base` (a Hugging Face seq2seq folder), warm_start: true or "
+                          "tiny_seq2seq: true")
     return train_seq2seq(cfg, examples, base, cfg.out, log=log)
 
 

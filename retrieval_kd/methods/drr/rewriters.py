@@ -116,22 +116,41 @@ class ExtractiveRewriter(TaggerRewriter):
 
 
 class Seq2SeqRewriter:
-    """Any Hugging Face seq2seq folder (T5, BART...): dialogue in, ';'-separated queries out (greedy)."""
+    """Any Hugging Face seq2seq folder (T5, BART, MiniLM2MiniLM...): dialogue in, ';'-separated terms out (greedy);
+    the terms are appended to the question as weighted terms (`boost`), like the tagger's.
+
+    `copy_only` (the trained student's meta, default on): decoding may only write tokens of the dialogue, ';' and
+    the end token, so the student chooses what to search for among the user's words and never invents a name.
+    """
 
     name = "seq2seq"
 
-    def __init__(self, path: str | Path, max_length: int = 256, max_new_tokens: int = 32, device: str = "cpu",
-                 append: bool = True):
+    def __init__(self, path: str | Path, max_length: int | None = None, max_new_tokens: int = 24,
+                 device: str = "cpu", append: bool = True, boost: float | None = None,
+                 copy_only: bool | None = None):
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
         self.path = Path(path)
         if not (self.path / "config.json").exists():
             raise RKDError(f"{self.path}: not a Hugging Face model folder (no config.json)")
+        meta = read_meta(self.path) if (self.path / META).exists() else {}
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         self.model = AutoModelForSeq2SeqLM.from_pretrained(self.path).to(device).eval()
-        self.max_length, self.max_new_tokens, self.device, self.append = max_length, max_new_tokens, device, append
+        self.max_length = int(max_length or meta.get("max_length", 256))
+        self.max_new_tokens, self.device, self.append = max_new_tokens, device, append
+        self.boost = float(boost if boost is not None else meta.get("boost", 2))
+        self.copy_only = bool(meta.get("copy_only", False) if copy_only is None else copy_only)
 
-    def rewrite_batch(self, dialogues: Sequence[Dialogue], batch_size: int = 16) -> list[list[str]]:
+    def _allowed(self, input_ids):
+        """prefix_allowed_tokens_fn: the row's input tokens + ';' + end (specials and padding excepted)."""
+        tok = self.tokenizer
+        extra = set(tok.convert_tokens_to_ids([";"])) | {tok.sep_token_id or tok.eos_token_id}
+        banned = {tok.pad_token_id, tok.cls_token_id, tok.unk_token_id, tok.mask_token_id} - {None}
+        rows = [sorted((set(r.tolist()) - banned) | extra) for r in input_ids]
+        return lambda batch_id, _prefix: rows[batch_id]
+
+    def generate(self, dialogues: Sequence[Dialogue], batch_size: int = 16) -> list[list[str]]:
+        """The generated terms of each dialogue (split at ';')."""
         import torch
 
         out = []
@@ -139,18 +158,44 @@ class Seq2SeqRewriter:
             chunk = dialogues[start : start + batch_size]
             enc = self.tokenizer([layout(d)[0] for d in chunk], truncation=True, max_length=self.max_length,
                                  padding=True, return_tensors="pt", return_token_type_ids=False).to(self.device)
+            kw = {"prefix_allowed_tokens_fn": self._allowed(enc["input_ids"])} if self.copy_only else {}
             with torch.inference_mode():
-                gen = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1)
+                gen = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1,
+                                          no_repeat_ngram_size=2, **kw)
             for d, text in zip(chunk, self.tokenizer.batch_decode(gen, skip_special_tokens=True)):
                 text = _CJK_SPACE.sub("", text)  # WordPiece decoding puts spaces between CJK characters
-                qs = [q.strip() for q in text.split(";") if q.strip()]
-                out.append(([f"{last_user(d)} {q}" for q in qs] if self.append else qs) or [last_user(d)])
+                terms = [q.strip() for q in text.split(";") if q.strip()]
+                out.append(list(dict.fromkeys(_snap(terms, d) if self.copy_only else terms)))
+        return out
+
+    def rewrite_batch(self, dialogues: Sequence[Dialogue], batch_size: int = 16) -> list[list[str]]:
+        from retrieval_kd.methods.drr.tagging import make_queries
+
+        out = []
+        for d, terms in zip(dialogues, self.generate(dialogues, batch_size)):
+            q = last_user(d)
+            out.append(make_queries(q, terms, "append", self.boost) if self.append else (terms or [q]))
         return out
 
     def rewrite(self, dialogue: Dialogue) -> list[str]:
         return self.rewrite_batch([dialogue])[0]
 
 
+def _snap(terms: list[str], dialogue: Dialogue) -> list[str]:
+    """Copied terms as whole dialogue words: a word piece ('fiss') becomes the first word it starts ('fissures');
+    a piece starting no word is dropped."""
+    words = [w for t in dialogue for w in re.findall(r"[^\W_]+", turn_text(t))]
+    out = []
+    for term in terms:
+        snapped = []
+        for piece in re.findall(r"[^\W_]+", term):
+            full = next((w for w in words if w.lower() == piece.lower()), None) or \
+                next((w for w in words if w.lower().startswith(piece.lower())), None)
+            if full and full not in snapped:
+                snapped.append(full)
+        if snapped:
+            out.append(" ".join(snapped))
+    return out
 
 
 def load_rewriter(spec: str | Path, **kw: Any):

@@ -9,7 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from retrieval_kd.methods.drr.query import WeightedQuery, weighted_query
 from retrieval_kd.text.cjk import CJK, IS_CJK
+from retrieval_kd.text.lexicon import NameLexicon
 from retrieval_kd.text.medicine_zh import ASPECT_WORDS, aliases
 from retrieval_kd.text.tokenize import STOPWORDS, stem
 
@@ -169,21 +171,28 @@ def kept_terms(text: str, spans: Sequence[tuple[int, int]], cprobs: np.ndarray, 
 
 
 class Corrector:
-    """Query-term correction against the database vocabulary: edit distance (en words), name similarity (zh)."""
+    """Query-term correction against the database vocabulary: one edit (en words), name similarity (zh).
+
+    Safe by construction: a word that is, or is near, an entity name of `lexicon` (see text/lexicon.py) is never
+    changed, nor is a word of the general `dictionary` (the encoder's whole-word vocabulary: 'feeding' is a word,
+    not a typo of 'feeling'); a correction is one edit (`max_edits`), and its result is never a lexicon name.
+    """
 
     def __init__(self, words: Mapping[str, int] | None = None, names: Iterable[str] = (),
-                 aspects: Mapping[str, str] | None = None):
+                 aspects: Mapping[str, str] | None = None, lexicon: NameLexicon | None = None,
+                 dictionary: Iterable[str] = (), max_edits: int = 1):
         self.words = {w.lower(): int(c) for w, c in (words or {}).items()}
         self.names = sorted(set(names))
         self.aspect_words = dict(aspects or {})
+        self.lexicon, self.dictionary, self.max_edits = lexicon, frozenset(dictionary), int(max_edits)
         self._bigrams = {n: _bigrams(n) for n in self.names}
 
     @classmethod
     def from_texts(cls, texts: Iterable[str], names: Iterable[str] = (), min_count: int = 2,
-                   aspects: Mapping[str, str] | None = None) -> Corrector:
+                   aspects: Mapping[str, str] | None = None, **kw: Any) -> Corrector:
         """Vocabulary of lower-case alphabetic words seen at least `min_count` times (+ entity names, aspects)."""
         c = Counter(w for t in texts for w in re.findall(r"[a-z]{3,}", t.lower()))
-        return cls({w: n for w, n in c.items() if n >= min_count}, names, aspects)
+        return cls({w: n for w, n in c.items() if n >= min_count}, names, aspects, **kw)
 
     @classmethod
     def for_medicines(cls, records: Iterable[Mapping[str, Any]]) -> Corrector:
@@ -205,16 +214,22 @@ class Corrector:
                 start = question.find(word, start + 1)
         return sorted(found)
 
+    def protected(self, word: str) -> bool:
+        """True when the word must stay as written: a dictionary word, or (near) a lexicon name."""
+        w = word.lower()
+        return w in self.dictionary or (self.lexicon is not None and self.lexicon.protects(w))
+
     def correct(self, term: str) -> str:
-        """The database spelling of a term, or the term itself when nothing close is known."""
+        """The database spelling of a term, or the term itself when nothing safe and close is known."""
         if IS_CJK.search(term):
             return self._name(term)
         w = term.lower()
-        if not self.words or w in self.words or len(w) < 5 or not w.isalpha():
+        if not self.words or w in self.words or len(w) < 5 or not w.isalpha() or self.protected(w):
             return term
         cands = [c for c in _edits1(w) if c in self.words]
-        if not cands and len(w) >= 7:
+        if not cands and self.max_edits >= 2 and len(w) >= 7:
             cands = [c for e in _edits1(w) for c in _edits1(e) if c in self.words]
+        cands = [c for c in cands if self.lexicon is None or not self.lexicon.protects(c)]
         return max(cands, key=lambda c: (self.words[c], c)) if cands else term
 
     def _name(self, span: str, min_dice: float = 0.6) -> str:
@@ -225,7 +240,17 @@ class Corrector:
         return best if _dice(b, self._bigrams[best]) >= min_dice else span
 
     def to_json(self) -> dict[str, Any]:
-        return {"words": self.words, "names": self.names, "aspects": self.aspect_words}
+        return {"words": self.words, "names": self.names, "aspects": self.aspect_words,
+                "lexicon": self.lexicon.to_json() if self.lexicon is not None else None,
+                "dictionary": sorted(self.dictionary), "max_edits": self.max_edits}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Corrector:
+        """The corrector `to_json` wrote (older files without lexicon/dictionary read as before)."""
+        lex = data.get("lexicon")
+        return cls(data.get("words"), data.get("names", []), data.get("aspects"),
+                   NameLexicon.from_json(lex) if lex else None, data.get("dictionary", []),
+                   int(data.get("max_edits", 2 if "lexicon" not in data else 1)))
 
 
 def _bigrams(s: str) -> set[str]:
@@ -305,13 +330,14 @@ class TaggerRewriter:
 
 
 def make_queries(question: str, terms: Sequence[str], mode: str = "append", boost: int = 2) -> list[str]:
-    """Keyword queries from kept terms: 'append' (question + terms×boost), 'replace' (terms), 'both'."""
-    keywords = " ".join(terms)
-    appended = (question + " " + " ".join([keywords] * boost)).strip() if terms else question
+    """Weighted queries from kept terms: 'append' (question words 1, kept terms `boost`), 'replace' (the kept terms,
+    weight 1 each), 'both'. Each is a `WeightedQuery`: its text never repeats a word (see query.py)."""
+    appended = weighted_query(question, terms, boost) if terms else WeightedQuery(question, [])
+    keywords = weighted_query("", terms, 1.0) if terms else WeightedQuery(question, [])
     if mode == "append":
         return [appended]
     if mode == "replace":
-        return [keywords or question]
+        return [keywords]
     if mode == "both":
         return [appended] + ([keywords] if terms else [])
     raise ValueError(f"mode must be append, replace or both, got {mode!r}")

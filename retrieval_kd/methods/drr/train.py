@@ -213,6 +213,40 @@ def init_tiny_seq2seq(out: str | Path, tokenizer: str | Path | None = None, extr
     return Path(out)
 
 
+def init_bert2bert(out: str | Path, encoder: str | Path | None = None) -> Path:
+    """A seq2seq student warm-started from pretrained weights: MiniLM as encoder and as decoder (causal self-attention,
+    new cross-attention layers), output projection tied to the word embeddings, the WordPiece tokenizer."""
+    from transformers import AutoTokenizer, EncoderDecoderModel
+
+    from retrieval_kd.teachers.dense import resolve_model_path
+
+    path = resolve_model_path(encoder)
+    tok = AutoTokenizer.from_pretrained(path)
+    model = EncoderDecoderModel.from_encoder_decoder_pretrained(str(path), str(path), decoder_tie_word_embeddings=True)
+    for cfg in (model.config, model.generation_config):
+        cfg.decoder_start_token_id, cfg.pad_token_id, cfg.eos_token_id = tok.cls_token_id, tok.pad_token_id, \
+            tok.sep_token_id
+    model.config.tie_word_embeddings = False  # encoder and decoder embeddings stay separate modules
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+    return Path(out)
+
+
+def _targets(tok, model, texts: Sequence[str]):
+    """Label ids of target texts: an encoder-decoder starts from [CLS] itself, so its labels drop it."""
+    if getattr(model.config, "is_encoder_decoder", False) and model.config.model_type == "encoder-decoder":
+        ids = tok(list(texts), add_special_tokens=False, truncation=True, max_length=63)["input_ids"]
+        ids = [x + [tok.sep_token_id] for x in ids]
+        n = max(len(x) for x in ids)
+        import torch
+
+        return torch.tensor([x + [-100] * (n - len(x)) for x in ids])
+    tgt = tok(text_target=list(texts), truncation=True, max_length=64, padding=True, return_tensors="pt")["input_ids"]
+    tgt[tgt == tok.pad_token_id] = -100
+    return tgt
+
+
 def train_seq2seq(cfg: TrainRewriterConfig, examples: Sequence[Example], model_path: str | Path,
                   out: str | Path | None = None, log: Callable[[str], Any] = print) -> Path:
     """Teacher-forced fine-tuning of any HF seq2seq folder to emit 'query ; query' from the dialogue."""
@@ -237,19 +271,18 @@ def train_seq2seq(cfg: TrainRewriterConfig, examples: Sequence[Example], model_p
         chunk = next(batches)
         enc = tok([layout(e["dialogue"])[0] for e in chunk], truncation=True, max_length=p.max_length,
                   padding=True, return_tensors="pt", return_token_type_ids=False)
-        tgt = tok(text_target=[" ; ".join(e["queries"]) for e in chunk], truncation=True, max_length=64,
-                  padding=True, return_tensors="pt")["input_ids"]
-        tgt[tgt == tok.pad_token_id] = -100
+        tgt = _targets(tok, model, [" ; ".join(e["queries"]) for e in chunk])
         return model(**enc, labels=tgt).loss, {}
 
-    loop = TrainLoop(opt, make_scheduler(opt, "constant", 0, steps), steps, log_every=50, progress=progress_enabled(),
-                     desc="seq2seq")
+    loop = TrainLoop(opt, make_scheduler(opt, "linear", steps // 10, steps), steps, clip_norm=1.0, log_every=50,
+                     progress=progress_enabled(), desc="seq2seq")
     model.train()
     result = loop.run(step_loss)
     last = result.get("last") or {}
     log(f"seq2seq: {steps} steps in {result['seconds']:.0f}s, last loss {last.get('loss', float('nan')):.4f}")
     meta: dict[str, Any] = {"base": str(model_path), "train_examples": len(ex), "steps": result["steps"],
-                            "train_seconds": round(result["seconds"], 1)}
+                            "train_seconds": round(result["seconds"], 1), "boost": cfg.boost,
+                            "copy_only": cfg.copy_only, "max_length": p.max_length}
     return _save_rewriter(out or cfg.out, model, tok, SEQ2SEQ_KIND, meta, cfg.model_dump())
 
 
