@@ -1,11 +1,12 @@
-"""DiSCo commands: train disco, index impact|lucene-impact, export disco|disco-bundle (eval cast: commands/bench)."""
+"""DiSCo commands: train disco, index impact|lucene-impact, export disco|disco-bundle, eval cast-ablations (eval
+cast: commands/bench)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
 
-from retrieval_kd.cli import export_app, index_app, train_app
+from retrieval_kd.cli import eval_app, export_app, index_app, train_app
 
 
 @train_app.command("disco")
@@ -89,3 +90,23 @@ def export_disco_bundle(
     set_threads()
     m = build_conversational_bundle(run_dir, out, name=name, dataset=dataset, index_dir=index_dir)
     typer.echo(f"{out}: bundle {m['name']} ({m['index']['n_docs']} docs, {len(m['files'])} files)")
+
+
+@eval_app.command("cast-ablations")
+def eval_cast_ablations(
+    ctx: typer.Context,
+    config: str = typer.Option("configs/disco_canard.yaml", "--config", "-c", help="base DiSCo YAML config"),
+    ablations: str = typer.Option("configs/disco_ablations.yaml", help="YAML: rows of {key, name, config?, set?}"),
+    out: str = typer.Option("runs/cast-ablations", help="folder for the index, students, table.md and results.json"),
+    overrides: list[str] = typer.Option([], "--set", help="override a base config value, e.g. train.epochs=1"),
+    reuse: bool = typer.Option(False, "--reuse", help="reuse students already trained under --out"),
+    bm25: bool = typer.Option(False, "--bm25", help="add the BM25 reference rows"),
+) -> None:
+    """One table: references, then one trained student per ablation row, paired with raw / history / teacher."""
+    from retrieval_kd.bench.cast import run_cast
+    from retrieval_kd.commands.options import command_line, resolve_config
+    from retrieval_kd.config import load_config
+    from retrieval_kd.methods.disco.config import DiscoConfig
+
+    cfg = load_config(resolve_config(ctx, "config", config), DiscoConfig, overrides)
+    run_cast(cfg, out, [], reuse, bm25, command_line(ctx), ablations=resolve_config(ctx, "ablations", ablations))

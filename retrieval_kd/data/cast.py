@@ -14,6 +14,8 @@ Registered datasets:
   cast-mini   evaluation: CAsT 2021 + iKAT 2023 train conversations over a small real corpus (see `mini_corpus`)
   cast-train  training conversations CAsT 2019, 2020, 2022 (+ CANARD dev) over the cast-mini corpus text and one
               document per CANARD dialogue (no evaluation turn, rewrite or judgement; no qrels)
+  cast-eval   cast-mini + iKAT 2025 turns judged against their own responses (see `ikat_response_set`)
+  disco-train CAsT 2019/2020/2022, CANARD dev + train, iKAT 2024 over a pool without any cast-eval judged passage
 
 Repaired quirks: a 2022 provenance entry split in two ("MARCO_16_1884092099", "-2" -> "MARCO_16_1884092099-2",
 the fix of treccastweb PR #14); a 2021 canonical id given to two different passages (the second gets "#b").
@@ -27,6 +29,7 @@ from retrieval_kd.data.dataset import Dataset, Qrels, read_jsonl
 from retrieval_kd.data.files import clean, load_json, numbered_lines
 from retrieval_kd.data.formats.cast_topics import (
     RESPONSE_PREFIX,
+    canard_train_conversations,
     canonical_passages,
     check_turn_ids,
     field,
@@ -44,6 +47,9 @@ from retrieval_kd.errors import DataFormatError, DataNotFoundError
 RAW = "cast"
 TRAIN_COLLECTIONS = ("cast2019", "cast2020", "cast2022", "canard")
 EVAL_COLLECTIONS = ("cast2021", "ikat2023")
+DISCO_TRAIN = ("cast2019", "cast2020", "cast2022", "canard", "canard_train", "ikat2024")  # disco-train collections
+DISCO_EVAL = ("cast2021", "ikat2023", "ikat2025")  # cast-eval collections
+IKAT_RESPONSE_PREFIX = "IKAT-RESPONSE_"
 IKAT_TOPICS = {"ikat2023": {"train": "ikat2023/2023_train_topics.json", "test": "ikat2023/2023_test_topics.json"},
                "ikat2024": {"test": "ikat2024/2024_test_topics.json"},
                "ikat2025": {"test": "ikat2025/2025_test_topics.json"}}
@@ -312,3 +318,72 @@ def cast_train(root: Path) -> Dataset:
                     "turn, rewrite or judgement is included (CAsT 2021 and iKAT 2023 are evaluation)",
             "collections": {c: sum(len(x["turns"]) for x in convs if x["collection"] == c) for c in TRAIN_COLLECTIONS}}
     return Dataset("cast-train", corpus, _queries(convs), {}, convs, meta)
+
+
+def prefixed(convs: list[Conversation], prefix: str) -> list[Conversation]:
+    """The conversations with `prefix` before every turn id (to mix iKAT years with each other and with CAsT)."""
+    return [{**c, "turns": [{**t, "id": f"{prefix}{t['id']}"} for t in c["turns"]]} for c in convs]
+
+
+def ikat_response_set(root: Path, collection: str) -> tuple[list[dict[str, Any]], list[Conversation], Qrels]:
+    """iKAT topics of one year judged the CAsT 2021 way: each non-empty response is a document
+    `IKAT-RESPONSE_<year>_<turn id>`, relevant (grade 1) to its own turn when the turn cites provenance passages
+    (2024 response_provenance, 2025 citations); turns without one are unjudged. Turn ids get `<collection>_`."""
+    convs = prefixed(read_ikat(root, collection), f"{collection}_")
+    corpus, qrels = [], {}
+    for c in convs:
+        for t in c["turns"]:
+            if t.get("response"):
+                did = f"{IKAT_RESPONSE_PREFIX}{collection[-4:]}_{t['id'].split('_', 1)[1]}"
+                corpus.append({"id": did, "contents": t["response"], "source": f"{collection}-response"})
+                if t.get("provenance"):
+                    qrels[t["id"]] = {did: 1}
+    return corpus, convs, qrels
+
+
+@register("cast-eval", raw=RAW, version=1,
+          description="cast-mini + iKAT 2025 turns judged against their own responses (choice and report sets)")
+def cast_eval(root: Path) -> Dataset:
+    """cast-mini (CAsT 2021, iKAT 2023 train) + iKAT 2025 (`ikat_response_set`) over one corpus of 820 documents."""
+    corpus, convs, qrels = mini_corpus(root)
+    c25, conv25, q25 = ikat_response_set(root, "ikat2025")
+    meta = {"source": "cast-mini + iKAT 2025 topics (shared/data/cast)", "rel_threshold": 1,
+            "build": f"{mini_corpus.__doc__.split(chr(10) * 2, 1)[1].strip()} {ikat_response_set.__doc__}",
+            "collections": {c: sum(len(x["turns"]) for x in convs + conv25 if x["collection"] == c)
+                            for c in DISCO_EVAL}}
+    return Dataset("cast-eval", corpus + c25, _queries(convs + conv25), {**qrels, **q25}, convs + conv25, meta)
+
+
+def keyword_documents(convs: list[Conversation], prefix: str) -> list[dict[str, Any]]:
+    """One document per conversation: its turns' responses (CANARD train: answer keywords), words deduplicated."""
+    out = []
+    for c in convs:
+        words = " ".join(t.get("response", "") for t in c["turns"]).split()
+        if words:
+            out.append({"id": f"{prefix}{c['id']}", "contents": " ".join(dict.fromkeys(words)),
+                        "source": "canard-train-keywords"})
+    return out
+
+
+@register("disco-train", raw=RAW, version=1,
+          description="CAsT 2019/2020/2022, CANARD dev + train, iKAT 2024 over a pool with no cast-eval passage")
+def disco_train(root: Path) -> Dataset:
+    """Training conversations of `DISCO_TRAIN` (iKAT 2024 turn ids prefixed `ikat2024_`) and their candidate pool:
+    the 203 CAsT 2022 responses (also distractors of cast-eval, relevant to none of its turns), one document per
+    CANARD dev dialogue (`read_canard`), the iKAT 2024 responses, one answer-keyword document per CANARD train
+    dialogue. No CAsT 2021 canonical passage, iKAT 2023 provenance passage or iKAT 2025 response (not transductive).
+    """
+    convs = [c for name in DISCO_TRAIN[:3] for c in read_collection(root, name)]
+    _, r22 = read_cast2022(root)
+    corpus = [{"id": k, "contents": v, "source": "cast2022-response"} for k, v in r22.items()]
+    canard, docs = read_canard(root)
+    corpus += [{"id": k, "contents": v, "source": "canard-dialogue"} for k, v in docs.items()]
+    ctrain = canard_train_conversations(root / "canard_train")
+    c24, conv24, _ = ikat_response_set(root, "ikat2024")
+    corpus += c24 + keyword_documents(ctrain, "CANARDT_")
+    convs += canard + ctrain + conv24
+    meta = {"source": "TREC CAsT 2019, 2020, 2022 and iKAT 2024 topics (shared/data/cast); CANARD dev and train "
+                      "(shared/data/canard, canard_train; CC BY-SA 4.0)", "rel_threshold": 1,
+            "note": disco_train.__doc__.split("\n", 1)[1].strip(),
+            "collections": {c: sum(len(x["turns"]) for x in convs if x["collection"] == c) for c in DISCO_TRAIN}}
+    return Dataset("disco-train", corpus, _queries(convs), {}, convs, meta)

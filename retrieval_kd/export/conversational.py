@@ -21,12 +21,12 @@ def _export_module(student_dir: Path):
     import torch
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    from retrieval_kd.teachers.splade import segment_ids, splade_pool
+    from retrieval_kd.teachers.splade import pool_mask, segment_ids, splade_pool
 
     cfg = read_student_config(student_dir)
     tokenizer = AutoTokenizer.from_pretrained(student_dir)
     model = AutoModelForMaskedLM.from_pretrained(student_dir).eval()
-    sep_id, segments = int(tokenizer.sep_token_id), bool(cfg.get("segments", False))
+    sep_id, segments, pool = int(tokenizer.sep_token_id), bool(cfg.get("segments", False)), str(cfg.get("pool", "all"))
 
     class ConversationalSplade(torch.nn.Module):
         def __init__(self):
@@ -36,7 +36,7 @@ def _export_module(student_dir: Path):
         def forward(self, input_ids, attention_mask):
             types = segment_ids(input_ids, sep_id) if segments else torch.zeros_like(input_ids)
             out = self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=types)
-            return splade_pool(out.logits, attention_mask)
+            return splade_pool(out.logits, pool_mask(input_ids, attention_mask, sep_id, pool))
 
     return ConversationalSplade().eval(), tokenizer, cfg
 
@@ -69,7 +69,8 @@ def export_student_onnx(student_dir: str | Path, dest: str | Path, parity_texts:
         info = {"file": ENCODER_FILE, "pooling": "splade", "normalize": False, "max_length": max_length,
                 "exporter": exporter, "precision": "fp32", "parity_max_abs_diff": diff, "source": str(student_dir),
                 "inputs": list(INPUTS), "output": OUTPUT, "dim": int(module.model.config.vocab_size),
-                "pad_token": tokenizer.pad_token, "segments": bool(cfg.get("segments", False))}
+                "pad_token": tokenizer.pad_token, "segments": bool(cfg.get("segments", False)),
+                "pool": str(cfg.get("pool", "all"))}
         write_meta(tmp, "onnx-encoder", 1, encoder=info, conversational=True, conversation=cfg, run_info=run_info())
     return info
 

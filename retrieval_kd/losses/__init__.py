@@ -1,4 +1,4 @@
-"""Distillation losses by name in one lazy registry (`LOSSES`); three families, one signature contract each.
+"""Distillation losses by name in one lazy registry (`LOSSES`); four families, one signature contract each.
 
 ranking (listnet, kl, mse, margin_mse, ranknet, infonce): scores over each query's candidates,
     fn(student [B, N], teacher [B, N], mask [B, N] bool (True = candidate), labels [B, N] bool | None
@@ -8,6 +8,8 @@ ranking (listnet, kl, mse, margin_mse, ranknet, infonce): scores over each query
     listnet and kl use p and log(p.clamp_min(1e-12)) directly, infonce only its argmax; mse, margin_mse and
     ranknet need scores and refuse it (ConfigError naming the loss).
 regularizer (flops, l1): on the student's non-negative sparse representations, fn(q [B, V]) -> scalar.
+representation (vector_mse, vector_cosine): student and teacher vectors of the same query, fn(student [B, V],
+    teacher [B, V]) -> scalar (DiSCo: SPLADE vectors of the conversation and of its rewrite).
 token (weighted_bce): per-token logits, fn(logits [B, L], labels [B, L] (-100 = ignored), weights [B, L] | None,
     pos_weight) -> scalar.
 
@@ -23,16 +25,18 @@ from typing import Any
 from retrieval_kd.errors import ConfigError
 from retrieval_kd.registry import LazyRegistry
 
-RANKING, REGULARIZER, TOKEN = "ranking", "regularizer", "token"
+RANKING, REGULARIZER, TOKEN, REPRESENTATION = "ranking", "regularizer", "token", "representation"
 COMMON_ARGS = ("student", "teacher", "mask", "labels", "tau_t", "tau_s", "target")
-CONTRACTS = {RANKING: COMMON_ARGS, REGULARIZER: ("q",), TOKEN: ("logits", "labels", "weights")}
+CONTRACTS = {RANKING: COMMON_ARGS, REGULARIZER: ("q",), TOKEN: ("logits", "labels", "weights"),
+             REPRESENTATION: ("student", "teacher")}
 TARGETS = ("scores", "probs")
 
 # name -> (module of this package that defines it, family)
 _BUILTIN = {"listnet": ("listwise", RANKING), "kl": ("listwise", RANKING), "mse": ("pointwise", RANKING),
             "margin_mse": ("pointwise", RANKING), "ranknet": ("pairwise", RANKING),
             "infonce": ("contrastive", RANKING), "flops": ("regularizers", REGULARIZER),
-            "l1": ("regularizers", REGULARIZER), "weighted_bce": ("token", TOKEN)}
+            "l1": ("regularizers", REGULARIZER), "weighted_bce": ("token", TOKEN),
+            "vector_mse": ("representation", REPRESENTATION), "vector_cosine": ("representation", REPRESENTATION)}
 _FAMILY = {name: family for name, (_, family) in _BUILTIN.items()}
 LOSSES = LazyRegistry("loss", targets={name: f"{__name__}.{mod}:{name}" for name, (mod, _) in _BUILTIN.items()},
                       error=ConfigError)

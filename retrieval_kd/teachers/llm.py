@@ -138,10 +138,13 @@ class LLMTeacher:
             msgs.append({"role": role, "content": str(t.get("text") or t.get("utterance") or "")})
         return msgs
 
-    def request(self, messages: list[dict[str, str]]) -> dict[str, Any]:
-        """The request body sent to /chat/completions."""
-        return {"model": self.model, "messages": messages, "tools": [SEARCH_TOOL], "tool_choice": self.tool_choice,
+    def request(self, messages: list[dict[str, str]], seed: int | None = None) -> dict[str, Any]:
+        """The request body sent to /chat/completions (`seed`: one sample of several at temperature > 0)."""
+        body = {"model": self.model, "messages": messages, "tools": [SEARCH_TOOL], "tool_choice": self.tool_choice,
                 **self.params}
+        if seed is not None:
+            body["seed"] = int(seed)
+        return body
 
     def cache_key(self, body: Mapping[str, Any]) -> str:
         return sha256_text(self.model, json.dumps(body, sort_keys=True, ensure_ascii=False))
@@ -169,9 +172,10 @@ class LLMTeacher:
             time.sleep(self.backoff * 2**attempt)
         raise LLMError(f"{self.base_url}/chat/completions failed after {self.max_retries} retries: {last}")
 
-    def ask(self, dialogue: Sequence[Mapping[str, Any]], report: Report | None = None) -> Answer:
-        """Queries for one dialogue (from the cache when this model has seen these messages)."""
-        body = self.request(self.messages(dialogue))
+    def ask(self, dialogue: Sequence[Mapping[str, Any]], report: Report | None = None,
+            seed: int | None = None) -> Answer:
+        """Queries for one dialogue (from the cache when this model has seen these messages and this seed)."""
+        body = self.request(self.messages(dialogue), seed)
         key = self.cache_key(body)
         if key in self._cache:
             ans = parse_response(self._cache[key]["response"])
@@ -189,22 +193,39 @@ class LLMTeacher:
         """Ask for every dialogue; returns parsed queries by id and a report counting failures by kind."""
         rep, out, t0 = Report(), {}, time.perf_counter()
         for did, dialogue in dialogues.items():
-            try:
-                ans = self.ask(dialogue, rep)
-            except LLMError as e:
-                ans = Answer([], "http", "none")
-                rep.failed_ids[did] = f"http: {e}"
-            rep.asked += 1
-            rep.cached += ans.cached
-            if ans.error:
-                rep.failed[ans.error] += 1
-                rep.failed_ids.setdefault(did, ans.error)
-                continue
-            rep.parsed += 1
-            rep.parsed_from_content += ans.source == "content"
-            out[did] = ans.queries
+            ans = self._counted(did, dialogue, rep, None)
+            if ans is not None:
+                out[did] = ans
         rep.seconds = time.perf_counter() - t0
         return out, rep
+
+    def run_samples(self, dialogues: Mapping[str, Sequence[Mapping[str, Any]]], n: int,
+                    seed: int = 0) -> tuple[dict[str, list[list[str] | None]], Report]:
+        """`n` samples per dialogue, sample j with seed `seed + j` (each cached by its own request body); returns
+        per id the n answers in sample order (None where that tool call failed) and the report over all n × ids."""
+        rep, out, t0 = Report(), {}, time.perf_counter()
+        for did, dialogue in dialogues.items():
+            out[did] = [self._counted(f"{did}#{j}", dialogue, rep, seed + j) for j in range(n)]
+        rep.seconds = time.perf_counter() - t0
+        return out, rep
+
+    def _counted(self, key: str, dialogue: Sequence[Mapping[str, Any]], rep: Report,
+                 seed: int | None) -> list[str] | None:
+        """One ask, counted in `rep` (failures by kind, ids listed); the queries, or None when it failed."""
+        try:
+            ans = self.ask(dialogue, rep, seed)
+        except LLMError as e:
+            ans = Answer([], "http", "none")
+            rep.failed_ids[key] = f"http: {e}"
+        rep.asked += 1
+        rep.cached += ans.cached
+        if ans.error:
+            rep.failed[ans.error] += 1
+            rep.failed_ids.setdefault(key, ans.error)
+            return None
+        rep.parsed += 1
+        rep.parsed_from_content += ans.source == "content"
+        return ans.queries
 
 
 def _read_cache(path: Path) -> dict[str, dict[str, Any]]:

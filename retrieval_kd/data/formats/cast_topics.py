@@ -10,6 +10,8 @@ Schemas (each a JSON list of topics):
           response, response_provenance}]}
   ikat25  iKAT 2025: topic {number, title, ptkb, responses: [{turn_id, user_utterance, resolved_utterance,
           response, citations}]}
+CANARD train (`canard_train_conversations`): three aligned TSVs `<dialog>_q#<n>\t<text>` (question, rewrite,
+answer keywords), the history rebuilt from the dialogue's earlier turns.
 
 Turn ids are `<topic number>_<turn>` as each track writes them, so they match its qrels; years reuse numbers
 (iKAT 2023 and 2025 both have `1-1_1`, iKAT 2024 numbers topics from 0 like CAsT 2019's training topics), so
@@ -244,3 +246,50 @@ def check_turn_ids(path: Path, convs: list[Conversation]) -> None:
             seen.add(t["id"])
     if not seen:
         raise DataFormatError(path, "no turns (empty topics)")
+
+
+def _canard_tsv(path: Path) -> list[tuple[str, int, str]]:
+    """(dialog id, 0-based question index, text) of each `<dialog>_q#<n>\\t<text>` line of a CANARD train TSV."""
+    from retrieval_kd.data.files import numbered_lines
+
+    out = []
+    for i, line in numbered_lines(path):
+        key, sep, text = line.partition("\t")
+        did, mark, num = key.rpartition("_q#")
+        if not sep or not mark or not num.isdigit():
+            raise DataFormatError(path, "expected '<QuAC dialog id>_q#<n>\\t<text>'", line=i)
+        out.append((did, int(num), clean(text)))
+    if not out:
+        raise DataFormatError(path, "no rows (empty file)")
+    return out
+
+
+def canard_train_conversations(folder: Path, collection: str = "canard_train") -> list[Conversation]:
+    """CANARD train without its History field (train.question/rewrite/answer.tokens.tsv, rows aligned by id).
+
+    History is rebuilt from the dialogue's earlier questions (user turns), each followed by its answer keywords
+    (train.answer.tokens.tsv, '|'-separated words derived from the QuAC answer) as a system turn; the article and
+    section titles are not in these files. `manual` = the human rewrite, `response` = the turn's own answer keywords. Turn id `canard_<dialog>_<n>` with n
+    1-based, as CANARD dev's Question_no (the two splits share no dialogue).
+    """
+    files = [folder / f"train.{k}.tsv" for k in ("question", "rewrite", "answer.tokens")]
+    questions, rewrites, answers = (_canard_tsv(p) for p in files)
+    for path, rows in zip(files[1:], (rewrites, answers), strict=True):
+        if len(rows) != len(questions):
+            raise DataFormatError(path, f"{len(rows)} rows; {files[0].name} has {len(questions)}")
+        for i, (a, b) in enumerate(zip(questions, rows, strict=True), 1):
+            if a[:2] != b[:2]:
+                raise DataFormatError(path, f"id {b[0]}_q#{b[1]} where {files[0].name} has {a[0]}_q#{a[1]}", line=i)
+    by_dialog: dict[str, list[tuple[int, str, str, str]]] = {}
+    for (did, n, q), (_, _, r), (_, _, a) in zip(questions, rewrites, answers, strict=True):
+        by_dialog.setdefault(did, []).append((n, q, r, " ".join(w.strip() for w in a.split("|") if w.strip())))
+    convs = []
+    for did, rows in by_dialog.items():
+        turns, history = [], []
+        for n, q, r, a in sorted(rows):
+            turn: Turn = {"id": f"canard_{did}_{n + 1}", "utterance": q, "history": list(history), "response": a}
+            set_rewrite(turn, "manual", r, files[1])
+            turns.append(turn)
+            history += [{"role": "user", "text": q}] + ([{"role": "system", "text": a}] if a else [])
+        convs.append({"id": did, "collection": collection, "turns": turns})
+    return convs

@@ -3,16 +3,26 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import model_validator
+
 from retrieval_kd.config import RunPath, StrictModel
 
 
 class DataConfig(StrictModel):
-    """Training and evaluation datasets, the training collections and an optional turn limit."""
+    """Training and evaluation datasets, the training collections, per-collection samples and a turn limit."""
 
     train: str = "cast-train"
     eval: str = "cast-mini"
     collections: list[str] = ["cast2019", "cast2020", "cast2022"]
+    sample: dict[str, int] = {}  # collection -> at most this many of its turns, drawn at random (seed train.seed)
     max_turns: int | None = None
+
+    @model_validator(mode="after")
+    def _sample_names_collections(self) -> DataConfig:
+        unknown = sorted(set(self.sample) - set(self.collections))
+        if unknown:
+            raise ValueError(f"data.sample.{unknown[0]}: not one of data.collections {self.collections}")
+        return self
 
 
 class ModelConfig(StrictModel):
@@ -24,6 +34,7 @@ class ModelConfig(StrictModel):
     doc_max_length: int = 256
     responses: Literal["last", "all", "none"] = "last"
     segments: bool = True  # token types: 0 = current utterance, 1 = context
+    pool: Literal["all", "utterance"] = "all"  # SPLADE max-pooling over every token, or the utterance's only
 
 
 class TeacherConfig(StrictModel):
@@ -55,6 +66,8 @@ class TrainConfig(StrictModel):
     infonce_weight: float = 0.1
     flops_weight: float = 0.0
     l1_weight: float = 0.0
+    rep_weight: float = 0.0  # representation term: student vector of the conversation -> teachers' rewrite vector
+    rep_loss: Literal["vector_mse", "vector_cosine"] = "vector_mse"
     batching: Literal["random", "conversation"] = "random"  # conversation: neighbouring turns share a batch
     seed: int = 0
     log_every: int = 20

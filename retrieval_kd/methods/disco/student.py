@@ -21,7 +21,7 @@ class SpladeStudent:
     """Trainable SPLADE query encoder over a local masked-LM folder (default SPLADE-tiny-msmarco)."""
 
     def __init__(self, model: str | Path | None = None, device: str | None = None, max_length: int = 256,
-                 responses: str = "last", segments: bool = True):
+                 responses: str = "last", segments: bool = True, pool: str = "all"):
         import torch
         from transformers import AutoModelForMaskedLM, AutoTokenizer
 
@@ -34,6 +34,7 @@ class SpladeStudent:
         self.max_length = int(max_length)
         self.responses = responses
         self.segments = segments
+        self.pool = pool  # all | utterance: which tokens SPLADE max-pools over (teachers.splade.pool_mask)
         self.decoder = self.model.get_output_embeddings()
         self._subset = None
         full = self.decoder.forward
@@ -56,7 +57,7 @@ class SpladeStudent:
 
     def forward(self, texts: Sequence[str], vocab_subset=None):
         """SPLADE weights [batch, len(vocab_subset) or vocab] with gradients."""
-        from retrieval_kd.teachers.splade import segment_ids, splade_pool
+        from retrieval_kd.teachers.splade import pool_mask, segment_ids, splade_pool
 
         batch = self.tokenize(texts)
         if self.segments:
@@ -66,7 +67,8 @@ class SpladeStudent:
             logits = self.model(**batch).logits
         finally:
             self._subset = None
-        return splade_pool(logits, batch["attention_mask"])
+        return splade_pool(logits, pool_mask(batch["input_ids"], batch["attention_mask"],
+                                             self.tokenizer.sep_token_id, self.pool))
 
     def save(self, dest: str | Path, extra: Mapping[str, Any] | None = None) -> Path:
         """Save the model + tokenizer (HF format) and the input settings (meta.json, kind splade-student) into `dest`."""
@@ -75,7 +77,7 @@ class SpladeStudent:
         self.model.save_pretrained(dest)
         self.tokenizer.save_pretrained(dest)
         cfg = {"responses": self.responses, "sep": SEP, "max_length": self.max_length, "segments": self.segments,
-               "init": str(self.path),
+               "pool": self.pool, "init": str(self.path),
                **(extra or {})}
         write_meta(dest, STUDENT_KIND, 1, **cfg)
         return dest
@@ -97,4 +99,4 @@ def load_student(path: str | Path, **kw: Any) -> SpladeStudent:
     folder = path / meta.get("student", "student") if meta["kind"] == "disco-student" else path
     cfg = read_student_config(folder)
     return SpladeStudent(folder, max_length=cfg.get("max_length", 256), responses=cfg.get("responses", "last"),
-                         segments=bool(cfg.get("segments", False)), **kw)
+                         segments=bool(cfg.get("segments", False)), pool=str(cfg.get("pool", "all")), **kw)

@@ -5,14 +5,18 @@ conversation (see `methods.disco.conversation.conversation_text`) and is trained
 match the teachers' scores for the turn's rewrite(s):
 
     loss = kl_weight · KL(p_teacher ‖ softmax(s_student / T)) + infonce_weight · InfoNCE(s_student, top teacher doc)
-           + flops_weight · FLOPS(q) + l1_weight · L1(q)
+           + flops_weight · FLOPS(q) + l1_weight · L1(q) + rep_weight · rep(q, q_teacher)
+
+rep (`rep_loss`: vector_mse | vector_cosine) pulls the student's SPLADE vector of the conversation towards the
+teachers' SPLADE vector of the rewrite (the mean over the teachers that have one: ConvDR-style representation
+distillation), on the vocabulary rows the batch's documents or rewrites use (the rows the student is decoded on).
 
 Candidates of a turn: documents sampled from configurable rank ranges of each teacher's ranking (hard
 negatives; `[start, end, n]`), and with `in_batch` the other turns' candidates too. Teacher scores are computed
 online for every (turn, candidate) pair; `teachers.rewrites.aggregate` merges several teachers.
 Evaluation conversations are never trained on: turn ids shared with the evaluation dataset are an error.
-The four terms are `retrieval_kd.losses`' kl and infonce (target="probs": the teachers give a distribution),
-flops and l1; the loop (AdamW, clipping at norm 1, linear schedule with warm-up) is `retrieval_kd.training`'s.
+The terms are `retrieval_kd.losses`' kl and infonce (target="probs": the teachers give a distribution),
+flops, l1 and the representation losses; the loop (AdamW, clipping at norm 1, linear schedule with warm-up) is `retrieval_kd.training`'s.
 """
 from __future__ import annotations
 
@@ -31,19 +35,42 @@ KIND = "disco-student"
 FORMAT_VERSION = 1
 
 
+def _rewrite_key(turn: dict) -> str | None:
+    """A turn's human rewrite, lower-cased, when it is long enough (5+ words) to identify the turn."""
+    words = str(turn.get("manual") or "").lower().split()
+    return " ".join(words) if len(words) >= 5 else None
+
+
 def training_turns(cfg: DiscoConfig, train_ds, eval_ds=None) -> list[dict]:
-    """Turns of the configured training collections, refusing any turn that is an evaluation turn."""
-    turns = [{**t, "conversation": f"{c.get('collection')}/{c['id']}"} for c in train_ds.conversations
-             if c.get("collection") in cfg.data.collections for t in c["turns"]]
+    """Turns of the configured training collections, refusing any turn that is an evaluation turn (same id, or
+    same human rewrite of 5+ words: a topic copied under another id) or comes from an evaluation collection."""
+    turns = [{**t, "conversation": f"{c.get('collection')}/{c['id']}", "collection": c.get("collection")}
+             for c in train_ds.conversations if c.get("collection") in cfg.data.collections for t in c["turns"]]
     if eval_ds is not None:
-        leaked = {t["id"] for t in turns} & ({t["id"] for c in eval_ds.conversations for t in c["turns"]}
-                                            | set(eval_ds.queries))
+        eval_turns = [t for c in eval_ds.conversations for t in c["turns"]]
+        leaked = {t["id"] for t in turns} & ({t["id"] for t in eval_turns} | set(eval_ds.queries))
         if leaked:
             raise ConfigError(f"training turns overlap the evaluation set '{eval_ds.name}': {sorted(leaked)[:5]}")
+        texts = {k for k in map(_rewrite_key, eval_turns) if k}
+        copied = [t["id"] for t in turns if _rewrite_key(t) in texts]
+        if copied:
+            raise ConfigError(f"training turns {copied[:3]} have the human rewrite of an evaluation turn of "
+                              f"'{eval_ds.name}'")
         bad = set(cfg.data.collections) & {c.get("collection") for c in eval_ds.conversations}
         if bad:
             raise ConfigError(f"collections {sorted(bad)} are evaluation collections of '{eval_ds.name}'")
     return turns
+
+
+def sample_turns(turns: list[dict], sample: dict[str, int], seed: int) -> list[dict]:
+    """At most `sample[collection]` turns of each named collection, drawn at random (order kept); others all."""
+    rng = np.random.default_rng(seed)
+    keep = np.ones(len(turns), dtype=bool)
+    for coll, n in sample.items():
+        idx = np.array([i for i, t in enumerate(turns) if t["collection"] == coll], dtype=np.int64)
+        if len(idx) > n:
+            keep[np.setdiff1d(idx, rng.choice(idx, size=n, replace=False))] = False
+    return [t for t, k in zip(turns, keep, strict=True) if k]
 
 
 def sample_candidates(ranks: np.ndarray, ranges, rng: np.random.Generator) -> list[int]:
@@ -74,7 +101,8 @@ class DiscoTrainer:
         eval_ds = load(cfg.data.eval) if cfg.data.eval else None
         turns = training_turns(cfg, self.train_ds, eval_ds)
         rewrites = [load_rewrites(t.source, turns) for t in cfg.teachers]
-        turns = [t for t in turns if any(t["id"] in rw for rw in rewrites)]
+        turns = sample_turns([t for t in turns if any(t["id"] in rw for rw in rewrites)], cfg.data.sample,
+                             cfg.train.seed)
         if cfg.data.max_turns:
             turns = turns[: cfg.data.max_turns]
         if not turns:
@@ -87,23 +115,20 @@ class DiscoTrainer:
         depth = max(hi for _, hi, _ in cfg.candidates.ranges)
         self.ranks = self.teachers.rankings(self.docs, depth)
         self.student = SpladeStudent(cfg.model.student_init or self.encoder.path, max_length=cfg.model.max_length,
-                                     responses=cfg.model.responses, segments=cfg.model.segments)
+                                     responses=cfg.model.responses, segments=cfg.model.segments,
+                                     pool=cfg.model.pool)
         self.texts = [self.student.text(t["history"], t["utterance"]) for t in turns]
         self.student_ranks = None
         if cfg.candidates.student_ranges:  # documents the untrained student wrongly favours, scored by the teachers
-            init = SpladeEncoder(self.student.path, max_length=cfg.model.max_length, segments=cfg.model.segments)
+            init = SpladeEncoder(self.student.path, max_length=cfg.model.max_length, segments=cfg.model.segments,
+                                 pool=cfg.model.pool)
             q = encode_cached(init, self.texts, f"student-input:{cfg.model.responses}", show_progress=progress)
             d = max(hi for _, hi, _ in cfg.candidates.student_ranges)
             self.student_ranks = RewriteTeachers.rank(q, self.docs, d)
         self.log: list[dict] = []
 
-    def batch_loss(self, rows: list[int], rng: np.random.Generator):
-        """Loss and its parts for one batch of turn indices."""
-        import torch
-
-        from retrieval_kd.losses import get_loss
-        from retrieval_kd.teachers.rewrites import aggregate
-
+    def _candidates(self, rows: list[int], rng: np.random.Generator) -> tuple[list[int], np.ndarray]:
+        """The batch's candidate documents and the mask [B, C] of those each turn is scored on."""
         cfg = self.cfg
         own = [sample_candidates(self.ranks[:, r], cfg.candidates.ranges, rng) for r in rows]
         if self.student_ranks is not None:
@@ -116,23 +141,38 @@ class DiscoTrainer:
             mask[:] = False
             for i, o in enumerate(own):
                 mask[i, [col[d] for d in o]] = True
+        return cand, mask
+
+    def batch_loss(self, rows: list[int], rng: np.random.Generator):
+        """Loss and its parts for one batch of turn indices."""
+        import torch
+
+        from retrieval_kd.losses import get_loss
+        from retrieval_kd.teachers.rewrites import aggregate
+
+        cfg, t = self.cfg, self.cfg.train
+        cand, mask = self._candidates(rows, rng)
         dmat = self.docs[cand]
         t_scores = self.teachers.scores(rows, dmat)
-        target = aggregate(t_scores, self.teachers.available[:, rows], cfg.aggregation, cfg.train.temperature, mask)
-        sub = np.unique(dmat.indices)
-        dsub = torch.from_numpy(dmat[:, sub].toarray()).to(self.student.device)
-        q = self.student.forward([self.texts[r] for r in rows], torch.from_numpy(sub).to(self.student.device))
+        target = aggregate(t_scores, self.teachers.available[:, rows], cfg.aggregation, t.temperature, mask)
+        tvec = self.teachers.mean_vectors(rows) if t.rep_weight else None  # the rewrites' SPLADE vectors
+        sub = np.unique(dmat.indices) if tvec is None else np.union1d(dmat.indices, tvec.indices)
+        dev = self.student.device
+        dsub = torch.from_numpy(dmat[:, sub].toarray()).to(dev)
+        q = self.student.forward([self.texts[r] for r in rows], torch.from_numpy(sub).to(dev))
         s = q @ dsub.T
         m = torch.from_numpy(mask).to(s.device)
         p = torch.from_numpy(target).to(s.device)  # the teachers' distribution over each turn's candidates
         top = torch.zeros_like(m).scatter(1, p.argmax(-1, keepdim=True), True)
-        kl = get_loss("kl")(s, p, m, tau_s=cfg.train.temperature, target="probs")
+        kl = get_loss("kl")(s, p, m, tau_s=t.temperature, target="probs")
         nce = get_loss("infonce")(s, p, m, top, tau_s=1.0, target="probs")
         flops, l1 = get_loss("flops")(q), get_loss("l1")(q)
-        t = cfg.train
-        loss = t.kl_weight * kl + t.infonce_weight * nce + t.flops_weight * flops + t.l1_weight * l1
+        rep = get_loss(t.rep_loss)(q, torch.from_numpy(tvec[:, sub].toarray()).to(dev)) if tvec is not None \
+            else torch.zeros((), device=dev)
+        loss = (t.kl_weight * kl + t.infonce_weight * nce + t.flops_weight * flops + t.l1_weight * l1
+                + t.rep_weight * rep)
         parts = {"loss": loss.item(), "kl": kl.item(), "infonce": nce.item(), "flops": flops.item(),
-                 "q_nnz": float((q > 0).sum(-1).float().mean()), "candidates": len(cand)}
+                 "rep": rep.item(), "q_nnz": float((q > 0).sum(-1).float().mean()), "candidates": len(cand)}
         return loss, parts
 
     def _order(self, rng: np.random.Generator) -> np.ndarray:

@@ -12,7 +12,7 @@ class TeacherSourceConfig(StrictModel):
     """Where (dialogue, teacher queries) pairs come from."""
 
     dataset: str  # conversations whose last turn carries teacher_queries, or any dataset with `jsonl`
-    jsonl: str | None = None  # teacher queries by id (e.g. the LLM teacher's output) replacing the dataset's
+    jsonl: RunPath | None = None  # teacher queries by id (e.g. the LLM teacher's output; `runs/...` as in `out`)
     synthetic_dialogues: bool = False  # zh: multi-round dialogues built from the dataset's ask→title pairs
     exclude_names_from: str | None = None  # dataset whose medicine names the synthetic dialogues must not use
     split: Literal["all", "train", "dev"] = "all"  # 'train': leave the dev share out (settings are chosen on it)
@@ -54,6 +54,18 @@ class TrainRewriterConfig(StrictModel):
     out: RunPath
 
 
+class FeedbackConfig(StrictModel):
+    """Retrieval-feedback filtering of sampled LLM queries: keep a query when BM25 over the dataset's corpus finds
+    one of the dialogue's gold documents in its top k. Train split only: an id of the dev split, or of a report
+    set, in the input is an error (they choose settings / report results and must not teach)."""
+
+    k: int = Field(10, ge=1)
+    rel: int = Field(1, ge=1)  # a qrels grade >= rel is gold evidence
+    tokenizer: str = "en"  # BM25 tokenizer: en | zh-bigram | zh-jieba
+    dev_share: float = Field(0.2, gt=0, lt=1)  # the dev split of teachers.queries.split_of
+    report_sets: list[str] = ["medquad-liveqa"]  # datasets whose query ids must never be in the input
+
+
 class LLMTeacherConfig(StrictModel):
     """One LLM-teacher run: the OpenAI-compatible endpoint, the dataset to ask about, cache and output."""
 
@@ -70,3 +82,6 @@ class LLMTeacherConfig(StrictModel):
     temperature: float = 0.0
     max_tokens: int = 256
     tool_choice: str = "search"  # 'search' forces the tool; 'auto' or 'required' as the server supports
+    samples: int = Field(1, ge=1)  # tool calls per dialogue; > 1 sends seed = seed + sample index (temperature > 0)
+    seed: int = 0
+    feedback: FeedbackConfig | None = None  # keep only queries whose BM25 retrieval finds the gold evidence

@@ -75,30 +75,62 @@ def train_rewriter(cfg: TrainRewriterConfig, log: Callable[[str], Any] = print) 
 
 
 def run_llm_teacher(cfg: LLMTeacherConfig, log: Callable[[str], Any] = print) -> dict:
-    """Ask the LLM teacher for every dialogue of a dataset; writes queries JSONL + report.json; returns the report."""
+    """Ask the LLM teacher for every dialogue of a dataset; writes queries JSONL + report.json; returns the report.
+
+    With `feedback`, `samples` tool calls per train-split dialogue are kept only where their BM25 retrieval finds
+    the gold evidence (methods/drr/feedback.py); the JSONL then holds the kept queries.
+    """
     from retrieval_kd import datasets
-    from retrieval_kd.teachers.llm import LLMTeacher
     from retrieval_kd.teachers.queries import dialogue_of, write_jsonl_queries
     from retrieval_kd.utils import run_info, write_json
+
+    if cfg.samples > 1 and cfg.temperature <= 0:
+        raise ConfigError(f"samples: {cfg.samples} samples need temperature > 0 (got {cfg.temperature})")
+    if cfg.samples > 1 and cfg.feedback is None:
+        raise ConfigError("samples: several samples per dialogue are only used with `feedback` (filtering)")
+    ds = datasets.load(cfg.dataset)
+    dialogues = {c["id"]: dialogue_of(c) for c in ds.conversations} or \
+        {q: [{"role": "user", "text": t}] for q, t in ds.queries.items()}
+    reports: dict[str, list[str]] = {}
+    if cfg.feedback is not None:  # train split only: an asked-for dev / report id is an error, the rest is left out
+        from retrieval_kd.methods.drr.feedback import check_train_only
+        from retrieval_kd.teachers.queries import split_of
+
+        reports = {name: list(datasets.load(name).queries) for name in cfg.feedback.report_sets}
+        check_train_only(cfg.ids or [], ds.qrels, ds.name, cfg.feedback.dev_share, reports)
+        dialogues = {i: d for i, d in dialogues.items() if split_of(i, cfg.feedback.dev_share) == "train"}
+    if cfg.ids:
+        dialogues = {i: dialogues[i] for i in cfg.ids if i in dialogues}
+    if cfg.limit:
+        dialogues = dict(list(dialogues.items())[: cfg.limit])
+    teacher = _llm_teacher(cfg)
+    extra: dict[str, Any] = {}
+    if cfg.feedback is None:
+        queries, rep = teacher.run(dialogues)
+        report = rep.as_dict()
+    else:
+        from retrieval_kd.methods.drr.feedback import run_feedback
+
+        queries, res = run_feedback(teacher, ds, dialogues, cfg, reports, log)
+        report = res["report"]
+        write_json(Path(cfg.out).with_suffix(".details.json"), {"details": res["details"], "samples": res["samples"]})
+        extra = {"parsed_samples": {i: d["parsed_samples"] for i, d in res["details"].items()}}
+    write_jsonl_queries(cfg.out, queries, **extra)
+    report = {**report, "dataset": ds.name, "model": cfg.model, "base_url": cfg.base_url}
+    write_json(Path(cfg.out).with_suffix(".report.json"), report)
+    write_json(Path(cfg.out).with_suffix(".run_info.json"), run_info(cfg.model_dump()))
+    log(json.dumps({k: v for k, v in report.items() if k != "failed_ids"}, ensure_ascii=False))
+    return report
+
+
+def _llm_teacher(cfg: LLMTeacherConfig):
+    """The configured client; the API key is read from the environment variable `api_key_env` names."""
+    from retrieval_kd.teachers.llm import LLMTeacher
 
     key = None
     if cfg.api_key_env:
         key = os.environ.get(cfg.api_key_env)
         if not key:
             raise ConfigError(f"api_key_env: environment variable {cfg.api_key_env} is not set")
-    ds = datasets.load(cfg.dataset)
-    dialogues = {c["id"]: dialogue_of(c) for c in ds.conversations} or \
-        {q: [{"role": "user", "text": t}] for q, t in ds.queries.items()}
-    if cfg.ids:
-        dialogues = {i: dialogues[i] for i in cfg.ids if i in dialogues}
-    if cfg.limit:
-        dialogues = dict(list(dialogues.items())[: cfg.limit])
-    teacher = LLMTeacher(cfg.base_url, cfg.model, key, cfg.cache, cfg.max_retries, cfg.timeout, cfg.temperature,
-                         cfg.max_tokens, cfg.tool_choice)
-    queries, rep = teacher.run(dialogues)
-    write_jsonl_queries(cfg.out, queries)
-    report = {**rep.as_dict(), "dataset": ds.name, "model": cfg.model, "base_url": cfg.base_url}
-    write_json(Path(cfg.out).with_suffix(".report.json"), report)
-    write_json(Path(cfg.out).with_suffix(".run_info.json"), run_info(cfg.model_dump()))
-    log(json.dumps({k: v for k, v in report.items() if k != "failed_ids"}, ensure_ascii=False))
-    return report
+    return LLMTeacher(cfg.base_url, cfg.model, key, cfg.cache, cfg.max_retries, cfg.timeout, cfg.temperature,
+                      cfg.max_tokens, cfg.tool_choice)
