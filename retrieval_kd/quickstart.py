@@ -158,10 +158,9 @@ def run_quickstart(ds: Any, out: Path, m: int = 8, nprobe: int = 16, seed: int =
     build_bundle(out / "index", out / "bundle", name=ds.name, dataset=str(ds.path))
     steps("report", f"results.json, report.md and plots in {out}")
     results = results_of(ds, rows, vq, eval_note, command, steps)
-    write_results(out, results)
     steps.done()
     results["timings"] = {**steps.times, "total": round(time.perf_counter() - steps.t0, 2)}
-    write_results(out, results)  # again, with the report step's and the whole run's seconds
+    write_results(out, results)  # once, with every step's seconds (the report step: assembling the results)
     print_summary(results, out)
     if query:
         query_once(out / "bundle", query)

@@ -4,12 +4,11 @@ the train-only guard and the `rkd teacher llm` recipe with `feedback`, against a
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from json_stub import JSONStub, serving
 
 from retrieval_kd.config import load_config
 from retrieval_kd.errors import ConfigError
@@ -42,31 +41,20 @@ def call(args) -> dict:
         {"id": "c", "type": "function", "function": {"name": "search", "arguments": args}}]}}]}
 
 
-class Stub(BaseHTTPRequestHandler):
+class Stub(JSONStub):
     seen: list[dict] = []
 
-    def do_POST(self):  # noqa: N802 - http.server API
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+    def answer(self, body: dict) -> tuple[int, dict]:
         Stub.seen.append(body)
         qid = next(q for q, t in TEXT.items() if t == body["messages"][-1]["content"])
-        data = json.dumps(call(ANSWERS.get((qid, body.get("seed")), None))).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+        return 200, call(ANSWERS.get((qid, body.get("seed")), None))
 
 
 @pytest.fixture()
 def server():
-    httpd = HTTPServer(("127.0.0.1", 0), Stub)
     Stub.seen = []
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
+    with serving(Stub) as url:
+        yield url
 
 
 def dialogues(*ids):

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
+from json_stub import JSONStub, serving
 
 from retrieval_kd.teachers.llm import LLMError, LLMTeacher, parse_response
 
@@ -39,33 +38,20 @@ def test_parse_response_kinds():
     assert parse_response({"oops": 1}).error == "bad_response"
 
 
-class Scripted(BaseHTTPRequestHandler):
+class Scripted(JSONStub):
     script: list[tuple[int, dict]] = []
     seen: list[dict] = []
 
-    def do_POST(self):  # noqa: N802 - http.server API
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+    def answer(self, body: dict) -> tuple[int, dict]:
         Scripted.seen.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-        status, payload = Scripted.script.pop(0) if Scripted.script else (500, {"error": "script exhausted"})
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+        return Scripted.script.pop(0) if Scripted.script else (500, {"error": "script exhausted"})
 
 
 @pytest.fixture()
 def server():
-    httpd = HTTPServer(("127.0.0.1", 0), Scripted)
     Scripted.script, Scripted.seen = [], []
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    httpd.shutdown()
+    with serving(Scripted) as url:
+        yield url
 
 
 DIALOGUES = {"a": [{"role": "user", "text": "我在吃阿司匹林"}, {"role": "user", "text": "它有副作用吗"}],
