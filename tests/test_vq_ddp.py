@@ -32,7 +32,8 @@ def cacm_slice():
 
 
 def vq_config() -> dict:
-    """One epoch of 12 steps (422 pseudo-queries: 40 held out, 364 = 11 x 33 + 1 train), learnable OPQ and IVF."""
+    """One epoch of 12 steps (422 pseudo-queries: 40 held out, 364 = 11 x 33 + 1 train), learnable OPQ and IVF;
+    each pseudo-query's source document left out (the default)."""
     # modest learning rates: AdamW divides by sqrt(v) + 1e-8, so gradient entries near 1e-8 turn the rounding of a
     # sum taken in two halves into update differences of about lr / 40 a step (lr_rotation 1e-3: up to 4e-5); an
     # entry whose gradient is ~0 takes its sign from that rounding, about lr a step (rotation at 1e-4: the matrix
@@ -41,8 +42,8 @@ def vq_config() -> dict:
             "queries": {"budget": 422}, "candidates": {"top_k": 50},
             "student": {"learn_opq": True, "update_ivf": True},
             "optim": {"lr_codebooks": 3e-4, "lr_rotation": 3e-5, "lr_centroids": 1e-3},
-            "train": {"batch_size": BATCH, "progress": False, "validation": True, "eval_every": 4, "patience": 3,
-                      "checkpoint_every": 4}}
+            "train": {"steps": 12, "batch_size": BATCH, "progress": False, "validation": True, "eval_every": 4,
+                      "patience": 3, "checkpoint_every": 4}}
 
 
 def separated_start(docs: np.ndarray, docids: list[str]) -> FaissIndex:

@@ -245,3 +245,38 @@ def test_pseudo_queries_follow_the_real_query_lengths():
     assert 0.3 < counts.count(40) / len(counts) < 0.7  # drawn in proportion (half the real queries are 40 words)
     assert query_lengths(["a b c"] * 9) is None  # fewer than 10 real queries: the uniform default applies
     assert pseudo_count(3204) == 6.0 and pseudo_count(1_000_000) == 0.1 and pseudo_count(10, budget=25) == 2.5
+
+
+def test_exclude_source_leaves_each_pseudo_querys_document_out_of_training_and_validation(cacm_slice, start):
+    from retrieval_kd.methods.distill_vq.loop import TrainData, _batch, _csr, drop_source, teacher_recall_at_10
+
+    vq = DistillVQ(small(candidates={"top_k": 50, "exclude_source": True},
+                         train={"steps": 4, "validation": True, "eval_every": 2, "patience": 5}))
+    vq.fit(cacm_slice, start=start)
+    val = vq.val_data
+    assert val.source is not None and len(val.source) == len(val.q_emb) == 160
+    assert not (val.top10 == val.source[:, None]).any()  # the teacher's top-10 without the source document
+    assert 0.0 < teacher_recall_at_10(vq.index.index, val, 16) <= 1.0
+    assert vq.result["finished"] and np.isfinite(vq.result["validation"]["best_tr10"])
+    # in a batch, a query's positives (its source document) are labels but not candidates of that query
+    g = torch.Generator().manual_seed(0)
+    doc, q = torch.randn(30, 8, generator=g), torch.randn(6, 8, generator=g)
+    data = TrainData(doc, q, torch.argsort(-(q @ doc.T), dim=1)[:, :5], [np.array([i]) for i in range(6)],
+                     n_pseudo=4)  # rows 4 and 5 are real queries: their labelled positives stay candidates
+    for in_batch in (True, False):
+        _, pool, mask, labels = _batch(data, _csr(data.positives), np.arange(6), in_batch, torch.device("cpu"), True)
+        col = {int(d): j for j, d in enumerate(pool.tolist())}
+        assert all(labels[b, col[b]] and mask[b, col[b]] == (b >= 4) for b in range(6))
+        _, _, keep, _ = _batch(data, _csr(data.positives), np.arange(6), in_batch, torch.device("cpu"), False)
+        assert all(keep[b, col[b]] for b in range(6)) and int((keep & ~mask).sum()) == 4
+    assert drop_source(np.array([[3, 1, 2]]), np.array([1]), 2).tolist() == [[3, 2]]
+    assert drop_source(np.array([[3, 1, 2]]), None, 2).tolist() == [[3, 1]]
+
+
+def test_exclude_source_needs_the_source_rows():
+    from retrieval_kd.methods.distill_vq.config import VQConfig
+
+    assert VQConfig().candidates.exclude_source  # the default
+    with pytest.raises(ValueError, match="candidates.exclude_source"):
+        VQConfig(candidates={"exclude_source": True, "positives": False})
+    assert not VQConfig(candidates={"exclude_source": False, "positives": False}).candidates.positives

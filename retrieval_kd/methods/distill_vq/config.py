@@ -65,6 +65,9 @@ class CandidatesConfig(StrictModel):
     top_k: int = Field(200, ge=1)  # the teacher's exact top-K per training query
     in_batch: bool = True  # also every other candidate of the batch
     positives: bool = True  # a pseudo-query's source document (and labels when queries.use_labels)
+    # leave each pseudo-query's source document out of its own candidates and validation: a span's source is its
+    # near-duplicate (teacher score ~0.9 where real queries' top-1 is ~0.6), which would take all the target mass
+    exclude_source: bool = True
 
 
 class QueriesConfig(StrictModel):
@@ -145,6 +148,12 @@ class VQConfig(StrictModel):
     student: StudentConfig = Field(default_factory=StudentConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="after")
+    def _source(self) -> VQConfig:
+        if self.candidates.exclude_source and not self.candidates.positives:
+            raise ValueError("candidates.exclude_source: needs candidates.positives (the source rows) to be true")
+        return self
 
     def config_hash(self) -> str:
         """Hash of everything that changes the trained index (not output paths, progress bars, checkpoints)."""

@@ -39,6 +39,7 @@ class TrainData:
     topk: torch.Tensor  # [Q, K] document rows, best first
     positives: list[np.ndarray] | None = None  # per query: document rows treated as labels
     q_text: list[str] | None = None  # needed only when the query encoder is fine-tuned
+    n_pseudo: int | None = None  # rows [0, n_pseudo) are pseudo-queries (None: every row)
 
 
 def teacher_topk(q: torch.Tensor, docs: torch.Tensor, k: int, chunk: int | None = None) -> torch.Tensor:
@@ -122,8 +123,13 @@ def _csr(rows: list[np.ndarray] | None) -> tuple[np.ndarray, np.ndarray] | None:
     return flat, np.concatenate([[0], np.cumsum(lens)])
 
 
-def _batch(data: TrainData, pos_csr, idx: np.ndarray, in_batch: bool, device: torch.device):
-    """Candidate pool (union of the batch's top-K and positives), mask [B, P] and labels [B, P]."""
+def _batch(data: TrainData, pos_csr, idx: np.ndarray, in_batch: bool, device: torch.device,
+           exclude_source: bool = False):
+    """Candidate pool (union of the batch's top-K and positives), mask [B, P] and labels [B, P].
+
+    `exclude_source`: a pseudo-query's positive (its source document) is not one of its candidates; a real
+    query's labelled positives stay.
+    """
     tidx = torch.as_tensor(idx, device=device)
     cand = data.topk[tidx]
     B, K = cand.shape
@@ -146,6 +152,9 @@ def _batch(data: TrainData, pos_csr, idx: np.ndarray, in_batch: bool, device: to
         mask.scatter_(1, inv[: B * K].reshape(B, K), True)
         if labels is not None:
             mask |= labels
+    if exclude_source and labels is not None:
+        pseudo = idx < (data.n_pseudo if data.n_pseudo is not None else len(data.q_emb))
+        mask &= ~(labels & torch.as_tensor(pseudo, device=device)[:, None])
     return tidx, pool, mask, labels
 
 
@@ -172,17 +181,35 @@ class QueryTower:
 
 @dataclass
 class ValData:
-    """Held-out pseudo-queries: their teacher embeddings and the teacher's exact top-10 over every document."""
+    """Held-out pseudo-queries: their teacher embeddings and the teacher's exact top-10 over every document.
+
+    With `source` (each query's source document row, `candidates.exclude_source`), that document is left out of
+    both the teacher's top-10 and the index's results, as it is left out of training.
+    """
 
     q_emb: np.ndarray  # [V, d] float32
     top10: np.ndarray  # [V, 10] document rows
+    source: np.ndarray | None = None  # [V] rows left out, or None
+
+
+def drop_source(rows: np.ndarray, source: np.ndarray | None, k: int) -> np.ndarray:
+    """The first k entries of each row of `rows` that are not that row's source document (-1 padded)."""
+    if source is None:
+        return rows[:, :k]
+    out = np.full((len(rows), k), -1, dtype=np.int64)
+    for i, (r, s) in enumerate(zip(rows, source)):
+        kept = r[r != s][:k]
+        out[i, : len(kept)] = kept
+    return out
 
 
 def teacher_recall_at_10(index: Any, val: ValData, nprobe: int | None) -> float:
     """Mean share of the teacher's top-10 that a raw faiss index returns in its top-10 (at `nprobe`)."""
     from retrieval_kd.index.faiss_ivfpq import search_index
 
-    _, got = search_index(index, val.q_emb, 10, nprobe)
+    extra = 0 if val.source is None else 1
+    _, got = search_index(index, val.q_emb, 10 + extra, nprobe)
+    got = drop_source(np.asarray(got), val.source, 10)
     hits = [len(set(g[g >= 0].tolist()) & set(t.tolist())) for g, t in zip(got, val.top10)]
     return float(np.mean(hits)) / val.top10.shape[1] if hits else 0.0
 
@@ -246,7 +273,8 @@ class VQStep:
 
         c, data, student = self.cfg, self.data, self.student
         idx = batch_indices(step, len(data.q_emb), c.train.batch_size, c.seed)
-        tidx, pool, mask, labels = _batch(data, self.pos_csr, idx, c.candidates.in_batch, student.codebooks.device)
+        tidx, pool, mask, labels = _batch(data, self.pos_csr, idx, c.candidates.in_batch, student.codebooks.device,
+                                          c.candidates.exclude_source)
         lo, hi = row_share(len(idx), self.rank, self.world)  # (0, B) in one process
         if lo == hi:  # nothing to score on this rank: a zero share that still reaches the codebooks
             zero = student.codebooks.sum() * 0.0

@@ -165,7 +165,7 @@ class DistillVQ:
         """(student from the start index, the loop's TrainData on `dev`, the query tower, ValData or None)."""
         import torch
 
-        from retrieval_kd.methods.distill_vq.loop import QueryTower, TrainData, ValData, teacher_topk
+        from retrieval_kd.methods.distill_vq.loop import QueryTower, TrainData, ValData, drop_source, teacher_topk
         from retrieval_kd.methods.distill_vq.student import VQStudent
         from retrieval_kd.teachers.dense import DenseEncoder
 
@@ -182,11 +182,15 @@ class DistillVQ:
         if positives is not None:
             positives = [positives[i] for i in keep]
         data = TrainData(doc_t, q_t, teacher_topk(q_t, doc_t, cfg.candidates.top_k), positives,
-                         [texts[i] for i in keep])
+                         [texts[i] for i in keep], n_pseudo=len(psrc) - len(val_rows))
         val = None
         if len(val_rows):
             qv = torch.from_numpy(q_all[val_rows]).to(dev)
-            val = ValData(q_all[val_rows], teacher_topk(qv, doc_t, 10).cpu().numpy())
+            if cfg.candidates.exclude_source:  # the source document is left out, as in training
+                src = psrc[val_rows]
+                val = ValData(q_all[val_rows], drop_source(teacher_topk(qv, doc_t, 11).cpu().numpy(), src, 10), src)
+            else:
+                val = ValData(q_all[val_rows], teacher_topk(qv, doc_t, 10).cpu().numpy())
         self.split["validation_pseudo_queries"] = len(val_rows)
         self.val_data = val
         tower = QueryTower()
