@@ -22,10 +22,12 @@ class SideConfig(StrictModel):
 
     dataset: str
     multiround: str | None = None  # zh: the derived multi-round dataset
+    aside: str | None = None  # zh: the derived set where the newest medicine named is not the answer
     tokenizer: str = "en"  # BM25 tokenizer: en | zh-bigram | zh-jieba
     extractive: RunPath | None = None  # trained tagger folder
     seq2seq: RunPath | None = None  # trained seq2seq folder (MiniLM→MiniLM, copy decoding)
     llm_extractive: RunPath | None = None  # a tagger trained on the LLM teacher's (filtered) queries
+    more_students: dict[str, RunPath] = {}  # more trained taggers: row label -> folder
     correct: bool = False  # en: safe query-term correction (zh databases always link names and aspect words)
     split: Literal["all", "dev"] = "all"  # 'dev': only the dev ids (teachers.queries.split_of): choosing settings
     dev_share: float = 0.2
@@ -103,7 +105,7 @@ def _rewriters(side: SideConfig, teacher: dict[str, list[str]] | None, corrector
     students = []
     use = corrector if (side.correct or lang == "zh") else None
     for label, path in (("extractive student", side.extractive), ("extractive student (LLM-taught)",
-                                                                   side.llm_extractive)):
+                                                                   side.llm_extractive), *side.more_students.items()):
         if path and Path(path).exists():
             ext = ExtractiveRewriter(path, corrector=use)
             students.append((label, lambda d, ext=ext: dict(zip(d, ext.rewrite_batch(list(d.values())))), None))
@@ -216,6 +218,8 @@ def _sets(side: SideConfig) -> list[tuple[str, Any]]:
                            {q: r for q, r in mr.qrels.items() if q in keep},
                            [c for c in mr.conversations if c["id"] in keep], mr.meta)
             sets.append((f"multi-round {variant}", sub))
+    if side.aside:
+        sets.append(("aside (recency is not the answer)", datasets.load(side.aside)))
     return sets
 
 

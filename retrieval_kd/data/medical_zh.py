@@ -91,6 +91,11 @@ EVAL_TEMPLATES = {
     "old": ["我之前一直在吃{d}。", "以前医生给我开的是{d}。"],
     "new": ["后来医生给我换成了{d}。", "现在改用{d}了。"],
     "pronoun": ["这个药", "这药", "它"],
+    # 'aside' dialogues: a second medicine named later but not the user's own (someone else's, or stopped), then
+    # the question about the user's own one: the newest mention is not the answer
+    "mine": ["我最近在吃{d}。", "医生给我开了{d}。"],
+    "aside": ["我爱人吃的是{d}，跟我的不一样。", "以前吃过{d}，早就停了。"],
+    "own": ["我现在吃的这个药", "我吃的这个"],
 }
 # Neutral mentions stand in both the earlier and the later slot of training dialogues, so that the tagger learns
 # the pronoun's referent from recency (the later mention), not from wording that only the training templates use.
@@ -101,6 +106,9 @@ TRAIN_TEMPLATES = {
     "old": ["我原来用的是{d}。", "之前服用过{d}。", "上个月在吃{d}。"] + _NEUTRAL,
     "new": ["这周开始改服{d}。", "医院现在给开了{d}。", "目前在用{d}。"] + _NEUTRAL,
     "pronoun": ["该药", "这种药", "此药", "这个药"],
+    "mine": ["大夫让我服用{d}。", "最近开始用{d}了。", "我在服{d}。"],
+    "aside": ["我爸在吃{d}，不是我。", "之前用过{d}，已经不用了。", "我朋友说{d}不错，我没吃。"],
+    "own": ["我现在用的药", "我正在吃的药", "我这个药"],
 }
 # Training dialogues also carry conditions (a disease named earlier, asked about by pronoun later).
 _NEUTRAL_CONDITION = ["医生说是{d}。", "我有{d}。", "查出来是{d}。"]
@@ -110,6 +118,9 @@ TRAIN_TEMPLATES_CONDITION = {
     "old": ["我以前得过{d}。", "去年查出过{d}。"] + _NEUTRAL_CONDITION,
     "new": ["这次医生说是{d}。", "现在确诊了{d}。"] + _NEUTRAL_CONDITION,
     "pronoun": ["这个病", "这病", "该病"],
+    "mine": ["我被诊断出{d}。", "体检查出来是{d}。"],
+    "aside": ["我妈以前得过{d}。", "朋友得过{d}，不是我。"],
+    "own": ["我这个病", "我现在的病"],
 }
 
 
@@ -148,6 +159,21 @@ def vary_dialogue(turns: list[dict], key: str, p: float = 0.5) -> list[dict]:
             out.append({**t, "utterance": rng.choice(v["chat"])})
     out.append(turns[-1])
     return [{**t, "id": str(i + 1)} for i, t in enumerate(out)]
+
+
+def make_aside(cid: str, question: str, drug: str, said: str, drugs: list[str], templates: dict) -> dict:
+    """An 'aside' dialogue: `drug` named first as the user's own, another medicine named later as someone else's
+    (or one stopped), then `question` about the user's own by a possessive phrase. Recency points at the wrong
+    medicine; choices hash `cid` (salted apart from `make_dialogues`)."""
+    rng = random.Random(int(hashlib.sha256(("aside:" + cid).encode()).hexdigest()[:12], 16))
+    pick = lambda key: rng.choice(templates[key])  # noqa: E731
+    others = [d for d in drugs if d != drug and mention(d, question) is None and mention(drug, d) is None]
+    other = rng.choice(others)
+    texts = [("user", pick("mine").format(d=drug)), ("assistant", pick("ack")), ("user", pick("aside").format(d=other)),
+             ("assistant", pick("ack")), ("user", question.replace(said, pick("own")))]
+    turns = [{"id": str(i + 1), "role": r, "utterance": t} for i, (r, t) in enumerate(texts)]
+    return {"id": f"{cid}-aside", "variant": "aside", "distractor": other, "turns": turns, "base_id": cid,
+            "drug": drug}
 
 
 def make_dialogues(cid: str, question: str, drug: str, said: str, drugs: list[str], templates: dict,
@@ -242,6 +268,37 @@ def build_medicineqa_multiround(root: Path) -> Dataset:
         "target named later, then the pronoun question; templates and distractors chosen by a hash of the qid",
         "queries.tsv holds the last user turn; conversations.jsonl the whole dialogue (role user/assistant)"]}
     return Dataset("medicineqa-multiround", corpus, mq, mqrels, conversations=convs, meta=meta)
+
+
+def _single_named(corpus: list[dict], queries: dict[str, str], qrels: Qrels):
+    """(qid, question, gold medicine, the form of it the question names) of the questions naming exactly one gold
+    medicine, and every database medicine name."""
+    drugs = {d["id"]: d["drug"] for d in corpus}
+    out = []
+    for qid, question in queries.items():
+        gold = sorted({drugs[r] for r in qrels[qid]})
+        named = [(d, m) for d in gold if (m := mention(d, question))]
+        if len(named) == 1:
+            out.append((qid, question, *named[0]))
+    return out, sorted(set(drugs.values()))
+
+
+@register("medicineqa-aside", raw="medicineqa_pulse", description="Derived stress test where recency is not the "
+          "answer: the user's medicine named first, someone else's (or a stopped one) later, then the question",
+          version=1)
+def build_medicineqa_aside(root: Path) -> Dataset:
+    """One 'aside' dialogue (`make_aside`) per MedicineQA question naming exactly one of its gold medicines."""
+    corpus, queries, qrels = read_medicineqa(root / MQA_FILE)
+    named, all_drugs = _single_named(corpus, queries, qrels)
+    convs = [make_aside(qid, q, drug, said, all_drugs, EVAL_TEMPLATES) for qid, q, drug, said in named]
+    meta = {**_MQA_META, "derived": True, "notes": [
+        "DERIVED stress test where the newest medicine mention is not the answer: turn 1 names the user's own "
+        "(gold) medicine, turn 3 a second database medicine that is someone else's or was stopped, turn 5 asks the "
+        "question with the name replaced by a possessive phrase ('我现在吃的这个药'); templates and the second "
+        "medicine chosen by a hash of the qid; the eval wording (EVAL_TEMPLATES) is disjoint from training's",
+        "queries.tsv holds the last user turn; conversations.jsonl the whole dialogue (role user/assistant)"]}
+    return Dataset("medicineqa-aside", corpus, {c["id"]: c["turns"][-1]["utterance"] for c in convs},
+                   {c["id"]: dict(qrels[c["base_id"]]) for c in convs}, conversations=convs, meta=meta)
 
 
 def read_toyhom(path: Path) -> list[dict[str, str]]:

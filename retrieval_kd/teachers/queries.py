@@ -100,19 +100,23 @@ def attach(examples: list[Example], queries: Mapping[str, list[str]]) -> list[Ex
     return [{**e, "queries": queries[e["id"]]} for e in examples if queries.get(e["id"])]
 
 
-def zh_dialogue_examples(consult, exclude: Iterable[str] = (), limit: int | None = None) -> list[Example]:
+def zh_dialogue_examples(consult, exclude: Iterable[str] = (), limit: int | None = None,
+                         aside: bool = False) -> list[Example]:
     """Synthetic multi-round zh training dialogues from ask→title consultations that name a medicine or condition.
 
     Names are mined from the consultations themselves (names overlapping `exclude`, e.g. the eval database's
     medicines, are dropped); each title naming exactly one becomes a 'pronoun' and a 'distractor' dialogue
     (TRAIN_TEMPLATES wording, disjoint from the eval set's, half of them varied by `vary_dialogue`) whose teacher
     query is the title, plus a 'named' one: another medicine named first, then the title asked as it is, so that
-    a medicine named earlier is not carried into a question that names its own. Each example lists
+    a medicine named earlier is not carried into a question that names its own; with `aside`, also an 'aside' one
+    (`make_aside`: the user's own named first, someone else's later, then the title asked by a possessive
+    phrase), so that the newest mention is not always the one to carry. Each example lists
     the entity names it mentions ("names"), which training [MASK]s like the database's medicine names at test time.
     """
     from retrieval_kd.data.medical_zh import (
         TRAIN_TEMPLATES,
         TRAIN_TEMPLATES_CONDITION,
+        make_aside,
         make_dialogues,
         mine_condition_names,
         mine_drug_names,
@@ -135,6 +139,8 @@ def zh_dialogue_examples(consult, exclude: Iterable[str] = (), limit: int | None
                 dist = convs[-1]  # another medicine named first, then the title asked with its own name:
                 convs.append({**dist, "id": f"{c['id']}-named", "variant": "named",  # the earlier one is not searched
                               "turns": dist["turns"][:2] + [{**dist["turns"][-1], "id": "3", "utterance": title}]})
+                if aside:  # the user's own named first, someone else's later: the newest is not the one to carry
+                    convs.append(make_aside(c["id"], title, named[0], named[0], names, templates))
                 for conv in convs:
                     ents = [conv["drug"]] + ([conv["distractor"]] if "distractor" in conv else [])
                     conv = {**conv, "turns": vary_dialogue(conv["turns"], conv["id"])}

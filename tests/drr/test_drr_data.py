@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -9,6 +10,7 @@ from retrieval_kd import datasets
 from retrieval_kd.data.medical_zh import (
     EVAL_TEMPLATES,
     TRAIN_TEMPLATES,
+    build_medicineqa_aside,
     build_medicineqa_multiround,
     mention,
     parse_prompt,
@@ -73,6 +75,52 @@ def test_multiround_is_deterministic_and_well_formed(shared_data):
     # eval and training templates share no wording except pronouns
     for key in ("intro", "old", "new", "ack"):
         assert not set(EVAL_TEMPLATES[key]) & set(TRAIN_TEMPLATES[key])
+
+
+def test_aside_set_is_one_where_the_newest_medicine_is_not_the_answer(shared_data):
+    from retrieval_kd.methods.drr.rewriters import LinkedRecency
+    from retrieval_kd.methods.drr.safety import corrector_for
+    from retrieval_kd.methods.drr.tagging import find_mentions
+    from retrieval_kd.teachers.queries import dialogue_of
+
+    ds, base = datasets.load("medicineqa-aside"), datasets.load("medicineqa")
+    assert [c["turns"] for c in build_medicineqa_aside(shared_data).conversations] == [c["turns"] for c in
+                                                                                    ds.conversations]
+    assert len(ds.conversations) == 91 and {c["variant"] for c in ds.conversations} == {"aside"}
+    gold_drugs = {d["id"]: d["drug"] for d in base.corpus}
+    rule = LinkedRecency(corrector_for(base))
+    norm = lambda x: re.sub(r"[\W_]+", "", x)  # noqa: E731 (queries are written word by word)
+    carried = 0
+    for c in ds.conversations:
+        turns = [t["utterance"] for t in c["turns"]]
+        assert c["drug"] in turns[0] and c["distractor"] in turns[2] and c["distractor"] != c["drug"]
+        assert mention(c["drug"], turns[-1]) is None and mention(c["distractor"], turns[-1]) is None
+        assert any(p in turns[-1] for p in EVAL_TEMPLATES["own"])
+        assert ds.qrels[c["id"]] == base.qrels[c["base_id"]]
+        assert c["distractor"] not in {gold_drugs[r] for r in ds.qrels[c["id"]]}  # the aside is never relevant
+        if find_mentions(turns[-1], rule.corrector.names):
+            continue  # the question names another database medicine itself: nothing is carried
+        carried += 1
+        query = norm(rule.rewrite(dialogue_of(c))[0].text)
+        assert norm(c["distractor"]) in query and norm(c["drug"]) not in query  # recency carries the wrong one
+    assert carried >= 80  # of 91
+    for key in ("mine", "aside", "own"):  # eval wording is disjoint from training's
+        assert not set(EVAL_TEMPLATES[key]) & set(TRAIN_TEMPLATES[key])
+
+
+def test_zh_training_dialogues_with_asides_carry_the_first_medicine(shared_data):
+    consult = datasets.load("zh-consult")
+    mqa_names = {d["drug"] for d in datasets.load("medicineqa").corpus}
+    plain = zh_dialogue_examples(consult, exclude=mqa_names, limit=200)
+    syn = zh_dialogue_examples(consult, exclude=mqa_names, limit=200, aside=True)
+    aside = [e for e in syn if e["id"].endswith("-aside")]
+    assert not any(e["id"].endswith("-aside") for e in plain) and len(aside) >= 40
+    for e in aside:
+        own, other = e["names"]
+        texts = [t["text"] for t in e["dialogue"]]
+        assert own in e["queries"][0] and other not in e["queries"][0]  # the teacher query names the user's own
+        first = lambda name: next(i for i, t in enumerate(texts) if name in t)  # noqa: E731
+        assert first(own) < first(other) < len(texts) - 1 and own not in texts[-1]  # own named first, then other
 
 
 def test_liveqa_train_and_zh_training_sets(shared_data):

@@ -60,13 +60,18 @@ def test_eval_recipe_writes_table_runs_and_config(shared_data, tmp_path):
     from retrieval_kd.bench.medicineqa import EvalConfig, SideConfig, run_eval
 
     cfg = EvalConfig(en=None, zh=SideConfig(dataset="medicineqa", multiround="medicineqa-multiround",
-                                            tokenizer="zh-bigram", dense=False), out=str(tmp_path / "eval"))
+                                            aside="medicineqa-aside", tokenizer="zh-bigram", dense=False,
+                                            more_students={"absent student": str(tmp_path / "none")}),
+                     out=str(tmp_path / "eval"))
     rows, table = run_eval(cfg, log=lambda s: None)
-    assert len(rows) == 3 * 4  # single-turn, pronoun, distractor × raw, whole dialogue, teacher, linked names
+    assert len(rows) == 4 * 4  # single-turn, pronoun, distractor, aside × raw, whole dialogue, teacher, linked names
+    # (a student folder that does not exist gives no row)
     by = {(r["set"].split(" ", 1)[1], r["rewriter"]): r for r in rows}
     assert by[("single-turn", "teacher queries (gold drug + attribute: upper bound)")]["HR@1"] >= 0.95
     assert by[("multi-round pronoun", "raw question (last turn)")]["HR@1"] < 0.4  # the pronoun hides the medicine
     assert by[("multi-round distractor", "linked names + recency (no model)")]["HR@1"] >= 0.85
+    assert by[("aside (recency is not the answer)", "linked names + recency (no model)")]["HR@1"] == 0.0  # recency is wrong
+    assert by[("aside (recency is not the answer)", "whole dialogue")]["HR@1"] > 0.3
     assert "| set | rewriter | retriever | HR@1 |" in table and "95% CI" in table
     files = {p.name for p in (tmp_path / "eval").iterdir()}
     assert {"rows.json", "table.md", "run_info.json", "meta.json", "runs", "queries"} <= files

@@ -15,6 +15,7 @@ class TeacherSourceConfig(StrictModel):
     jsonl: RunPath | None = None  # teacher queries by id (e.g. the LLM teacher's output; `runs/...` as in `out`)
     synthetic_dialogues: bool = False  # zh: multi-round dialogues built from the dataset's ask→title pairs
     exclude_names_from: str | None = None  # dataset whose medicine names the synthetic dialogues must not use
+    aside: bool = False  # zh synthetic dialogues: also 'aside' ones (the newest medicine named is not the user's own)
     split: Literal["all", "train", "dev"] = "all"  # 'train': leave the dev share out (settings are chosen on it)
     dev_share: float = Field(0.2, gt=0, lt=1)  # share of ids (stable hash) in the dev split
     limit: int | None = None

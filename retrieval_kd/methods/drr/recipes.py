@@ -23,7 +23,7 @@ def collect_examples(sources: list[TeacherSourceConfig]) -> list[Example]:
         if src.synthetic_dialogues:
             exclude = {d.get("drug", "") for d in datasets.load(src.exclude_names_from).corpus} \
                 if src.exclude_names_from else set()
-            ex = zh_dialogue_examples(ds, exclude - {""})
+            ex = zh_dialogue_examples(ds, exclude - {""}, aside=src.aside)
         elif src.jsonl:
             from retrieval_kd.teachers.queries import dialogue_of
 
