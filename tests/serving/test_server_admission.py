@@ -88,8 +88,11 @@ def test_deadline_answers_504_and_cancels_the_work(bundle):
 
 
 def test_deadline_stops_a_running_encoder_call(bundle):
-    """The D4 batch admitted (budget raised) with a 0.5 s deadline: 504 fast, and the worker is free right after."""
-    settings = ServerSettings(max_request_tokens=100_000, request_timeout_s=0.5, microbatch=False)
+    """The D4 batch admitted (budget raised) with a 1 s deadline: 504 fast, and the worker is free right after.
+
+    Uncancelled, the batch holds the worker ~4.6 s at 2 threads (more at 1); the small request then has its own
+    1 s deadline (0.5 s once failed at 0.84 s in a full run, the terminated call finishing its operator)."""
+    settings = ServerSettings(max_request_tokens=100_000, request_timeout_s=1.0, microbatch=False)
     with TestClient(create_app([bundle], settings)) as c:
         c.post(f"{URL}/search", json={"query": "warm up"})
         t0 = time.perf_counter()
