@@ -173,14 +173,18 @@ def _measure(run: dict, ds: Any, lang: str, hr_k: list[int]) -> tuple[dict[str, 
     return m, primary
 
 
-def _dev_subset(ds: Any, share: float) -> Any:
-    """The dataset restricted to its dev ids (queries, qrels, conversations; the corpus stays whole)."""
-    from retrieval_kd.teachers.queries import split_of
-
-    keep = {q for q in ds.queries if split_of(q, share) == "dev"}
-    return type(ds)(f"{ds.name}-dev", ds.corpus, {q: t for q, t in ds.queries.items() if q in keep},
+def _restrict(ds: Any, keep: set[str], name: str) -> Any:
+    """The dataset restricted to the query ids `keep` (queries, qrels, conversations; the corpus stays whole)."""
+    return type(ds)(name, ds.corpus, {q: t for q, t in ds.queries.items() if q in keep},
                     {q: r for q, r in ds.qrels.items() if q in keep},
                     [c for c in ds.conversations if c["id"] in keep], ds.meta)
+
+
+def _dev_subset(ds: Any, share: float) -> Any:
+    """The dataset restricted to its dev ids."""
+    from retrieval_kd.teachers.queries import split_of
+
+    return _restrict(ds, {q for q in ds.queries if split_of(q, share) == "dev"}, f"{ds.name}-dev")
 
 
 def _paired(rows: list[dict[str, Any]], primary: dict[tuple, dict[str, float]], lang: str) -> None:
@@ -214,10 +218,7 @@ def _sets(side: SideConfig) -> list[tuple[str, Any]]:
         mr = datasets.load(side.multiround)
         for variant in ("pronoun", "distractor"):
             keep = {c["id"] for c in mr.conversations if c.get("variant") == variant}
-            sub = type(mr)(mr.name, mr.corpus, {q: t for q, t in mr.queries.items() if q in keep},
-                           {q: r for q, r in mr.qrels.items() if q in keep},
-                           [c for c in mr.conversations if c["id"] in keep], mr.meta)
-            sets.append((f"multi-round {variant}", sub))
+            sets.append((f"multi-round {variant}", _restrict(mr, keep, mr.name)))
     if side.aside:
         sets.append(("aside (recency is not the answer)", datasets.load(side.aside)))
     return sets

@@ -137,7 +137,7 @@ TRAIN_VARIATION = {
 
 def vary_dialogue(turns: list[dict], key: str, p: float = 0.5) -> list[dict]:
     """A training dialogue with its surface varied (TRAIN_VARIATION); choices hash `key`, the question is kept."""
-    rng = random.Random(int(hashlib.sha256(("vary:" + key).encode()).hexdigest()[:12], 16))
+    rng = _seeded("vary:" + key)
     v = TRAIN_VARIATION
     if rng.random() >= p:
         return turns
@@ -161,14 +161,23 @@ def vary_dialogue(turns: list[dict], key: str, p: float = 0.5) -> list[dict]:
     return [{**t, "id": str(i + 1)} for i, t in enumerate(out)]
 
 
+def _seeded(key: str) -> random.Random:
+    """A random generator seeded by a hash of `key` (same choices in every run and process)."""
+    return random.Random(int(hashlib.sha256(key.encode()).hexdigest()[:12], 16))
+
+
+def _second_medicine(drug: str, question: str, drugs: list[str], rng: random.Random) -> str:
+    """Another database medicine: not `drug`, not named in `question`, and not a longer form of `drug`."""
+    return rng.choice([d for d in drugs if d != drug and mention(d, question) is None and mention(drug, d) is None])
+
+
 def make_aside(cid: str, question: str, drug: str, said: str, drugs: list[str], templates: dict) -> dict:
     """An 'aside' dialogue: `drug` named first as the user's own, another medicine named later as someone else's
     (or one stopped), then `question` about the user's own by a possessive phrase. Recency points at the wrong
     medicine; choices hash `cid` (salted apart from `make_dialogues`)."""
-    rng = random.Random(int(hashlib.sha256(("aside:" + cid).encode()).hexdigest()[:12], 16))
+    rng = _seeded("aside:" + cid)
     pick = lambda key: rng.choice(templates[key])  # noqa: E731
-    others = [d for d in drugs if d != drug and mention(d, question) is None and mention(drug, d) is None]
-    other = rng.choice(others)
+    other = _second_medicine(drug, question, drugs, rng)
     texts = [("user", pick("mine").format(d=drug)), ("assistant", pick("ack")), ("user", pick("aside").format(d=other)),
              ("assistant", pick("ack")), ("user", question.replace(said, pick("own")))]
     turns = [{"id": str(i + 1), "role": r, "utterance": t} for i, (r, t) in enumerate(texts)]
@@ -179,11 +188,10 @@ def make_aside(cid: str, question: str, drug: str, said: str, drugs: list[str], 
 def make_dialogues(cid: str, question: str, drug: str, said: str, drugs: list[str], templates: dict,
                    extra: dict | None = None) -> list[dict]:
     """Two dialogues ('pronoun', 'distractor') asking `question` about `drug` by pronoun; choices hash `cid`."""
-    rng = random.Random(int(hashlib.sha256(cid.encode()).hexdigest()[:12], 16))
+    rng = _seeded(cid)
     pick = lambda key: rng.choice(templates[key])  # noqa: E731
     asked = question.replace(said, pick("pronoun"))
-    others = [d for d in drugs if d != drug and mention(d, question) is None and mention(drug, d) is None]
-    other = rng.choice(others)
+    other = _second_medicine(drug, question, drugs, rng)
 
     def turn(i: int, role: str, text: str) -> dict:
         return {"id": str(i), "role": role, "utterance": text}
@@ -242,34 +250,6 @@ def build_medicineqa(root: Path) -> Dataset:
     return Dataset("medicineqa", corpus, queries, qrels, meta=meta)
 
 
-@register("medicineqa-multiround", raw="medicineqa_pulse", description="Derived stress test: MedicineQA questions "
-          "as dialogues, medicine named earlier, asked later by pronoun (+ a variant naming a second medicine)",
-          version=1)
-def build_medicineqa_multiround(root: Path) -> Dataset:
-    """Deterministic multi-round dialogues built from MedicineQA's single-turn questions (`make_dialogues`)."""
-    corpus, queries, qrels = read_medicineqa(root / MQA_FILE)
-    drugs = {d["id"]: d["drug"] for d in corpus}
-    all_drugs = sorted(set(drugs.values()))
-    convs, mq, mqrels = [], {}, {}
-    for qid, question in queries.items():
-        gold = sorted({drugs[r] for r in qrels[qid]})
-        named = [(d, m) for d in gold if (m := mention(d, question))]
-        if len(named) != 1:
-            continue  # no medicine, or two, named: nothing to carry over by pronoun
-        drug, said = named[0]
-        for conv in make_dialogues(qid, question, drug, said, all_drugs, EVAL_TEMPLATES):
-            convs.append(conv)
-            mq[conv["id"]] = conv["turns"][-1]["utterance"]
-            mqrels[conv["id"]] = dict(qrels[qid])
-    meta = {**_MQA_META, "derived": True, "notes": [
-        "DERIVED stress test, not the paper's 300-dialogue MedicineQA: each single-turn question that names exactly "
-        "one of its gold medicines becomes (a) 'pronoun': the medicine named in turn 1, the question asked in turn 3 "
-        "with the name replaced by a pronoun, and (b) 'distractor': a second database medicine named first, the "
-        "target named later, then the pronoun question; templates and distractors chosen by a hash of the qid",
-        "queries.tsv holds the last user turn; conversations.jsonl the whole dialogue (role user/assistant)"]}
-    return Dataset("medicineqa-multiround", corpus, mq, mqrels, conversations=convs, meta=meta)
-
-
 def _single_named(corpus: list[dict], queries: dict[str, str], qrels: Qrels):
     """(qid, question, gold medicine, the form of it the question names) of the questions naming exactly one gold
     medicine, and every database medicine name."""
@@ -281,6 +261,28 @@ def _single_named(corpus: list[dict], queries: dict[str, str], qrels: Qrels):
         if len(named) == 1:
             out.append((qid, question, *named[0]))
     return out, sorted(set(drugs.values()))
+
+
+@register("medicineqa-multiround", raw="medicineqa_pulse", description="Derived stress test: MedicineQA questions "
+          "as dialogues, medicine named earlier, asked later by pronoun (+ a variant naming a second medicine)",
+          version=1)
+def build_medicineqa_multiround(root: Path) -> Dataset:
+    """Deterministic multi-round dialogues built from MedicineQA's single-turn questions (`make_dialogues`)."""
+    corpus, queries, qrels = read_medicineqa(root / MQA_FILE)
+    named, all_drugs = _single_named(corpus, queries, qrels)  # no medicine, or two, named: nothing to carry over
+    convs, mq, mqrels = [], {}, {}
+    for qid, question, drug, said in named:
+        for conv in make_dialogues(qid, question, drug, said, all_drugs, EVAL_TEMPLATES):
+            convs.append(conv)
+            mq[conv["id"]] = conv["turns"][-1]["utterance"]
+            mqrels[conv["id"]] = dict(qrels[qid])
+    meta = {**_MQA_META, "derived": True, "notes": [
+        "DERIVED stress test, not the paper's 300-dialogue MedicineQA: each single-turn question that names exactly "
+        "one of its gold medicines becomes (a) 'pronoun': the medicine named in turn 1, the question asked in turn 3 "
+        "with the name replaced by a pronoun, and (b) 'distractor': a second database medicine named first, the "
+        "target named later, then the pronoun question; templates and distractors chosen by a hash of the qid",
+        "queries.tsv holds the last user turn; conversations.jsonl the whole dialogue (role user/assistant)"]}
+    return Dataset("medicineqa-multiround", corpus, mq, mqrels, conversations=convs, meta=meta)
 
 
 @register("medicineqa-aside", raw="medicineqa_pulse", description="Derived stress test where recency is not the "

@@ -119,8 +119,8 @@ def test_zh_training_dialogues_with_asides_carry_the_first_medicine(shared_data)
         own, other = e["names"]
         texts = [t["text"] for t in e["dialogue"]]
         assert own in e["queries"][0] and other not in e["queries"][0]  # the teacher query names the user's own
-        first = lambda name: next(i for i, t in enumerate(texts) if name in t)  # noqa: E731
-        assert first(own) < first(other) < len(texts) - 1 and own not in texts[-1]  # own named first, then other
+        first_own, first_other = (next(i for i, t in enumerate(texts) if name in t) for name in (own, other))
+        assert first_own < first_other < len(texts) - 1 and own not in texts[-1]  # own named first, then other
 
 
 def test_liveqa_train_and_zh_training_sets(shared_data):

@@ -186,11 +186,9 @@ class DistillVQ:
         val = None
         if len(val_rows):
             qv = torch.from_numpy(q_all[val_rows]).to(dev)
-            if cfg.candidates.exclude_source:  # the source document is left out, as in training
-                src = psrc[val_rows]
-                val = ValData(q_all[val_rows], drop_source(teacher_topk(qv, doc_t, 11).cpu().numpy(), src, 10), src)
-            else:
-                val = ValData(q_all[val_rows], teacher_topk(qv, doc_t, 10).cpu().numpy())
+            src = psrc[val_rows] if cfg.candidates.exclude_source else None  # left out, as in training
+            top = teacher_topk(qv, doc_t, 10 if src is None else 11).cpu().numpy()
+            val = ValData(q_all[val_rows], drop_source(top, src, 10), src)
         self.split["validation_pseudo_queries"] = len(val_rows)
         self.val_data = val
         tower = QueryTower()
