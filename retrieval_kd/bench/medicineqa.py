@@ -36,6 +36,8 @@ class SideConfig(StrictModel):
     raw_fusion: Literal["rrf", "rrf-max"] = "rrf"  # how the '⊕ raw' rows fuse the raw and the rewritten runs
     dense: bool = True
     dense_focus: float = 0.0  # β: dense query = normalise(e(text) + β·e(kept terms)) for weighted rewrites
+    dense_query: RunPath | None = None  # a dense-query student folder: 'dense (query student)' + its hybrid rows
+    dense_query_prefix: bool | None = None  # it reads 'kept terms . text' (true) or the text (false); None: as trained
     lucene: bool = False  # also Lucene BM25 (pyserini + Java 21); skipped with a note when unavailable
 
 
@@ -77,6 +79,10 @@ def teacher_queries(ds: Any, lang: str, log: Callable[[str], None]) -> dict[str,
 
 
 RAW = "raw question (last turn)"
+QS_DENSE = "dense (query student)"  # the dense-query student's query vectors over the base encoder's index
+HYBRIDS = {"dense": "hybrid", QS_DENSE: "hybrid (query student)"}  # BM25 + dense (RRF) per dense retriever
+BASE_RETRIEVER = {QS_DENSE: "dense", HYBRIDS[QS_DENSE]: "hybrid"}
+VS_BASE = "Δ vs raw with the base encoder [95% CI] W/T/L"
 
 
 def _rewriters(side: SideConfig, teacher: dict[str, list[str]] | None, corrector: Corrector | None, lang: str,
@@ -144,8 +150,19 @@ def _retrievers(ds: Any, side: SideConfig, log: Callable[[str], None] = print) -
         from retrieval_kd.teachers.dense import DenseEncoder, encode_corpus
 
         enc = DenseEncoder()
-        out.append(("dense", DenseRetriever(enc, FaissIndex.build(np.asarray(encode_corpus(enc, ds)), ds.doc_ids),
-                                            side.dense_focus)))
+        index = FaissIndex.build(np.asarray(encode_corpus(enc, ds)), ds.doc_ids)
+        out.append(("dense", DenseRetriever(enc, index, side.dense_focus)))
+        if side.dense_query:  # the same index (documents keep the base encoder's vectors); new query vectors
+            from retrieval_kd.methods.drr.dense_query import load_dense_query
+
+            qenc, meta = load_dense_query(side.dense_query)
+            if Path(meta["base"]).resolve() != Path(enc.path).resolve():
+                raise ConfigError(f"dense_query: {side.dense_query} was trained over {meta['base']}'s document "
+                                  f"vectors, the index uses {enc.path}")
+            prefix = meta["prefix"] if side.dense_query_prefix is None else side.dense_query_prefix
+            out.append((QS_DENSE, DenseRetriever(qenc, index, prefix=bool(prefix))))
+    elif side.dense_query:
+        raise ConfigError("dense_query needs dense: true (it searches the dense index)")
     return out
 
 
@@ -200,6 +217,11 @@ def _paired(rows: list[dict[str, Any]], primary: dict[tuple, dict[str, float]], 
         pb = paired_bootstrap(mine, base)
         r[f"Δ{name} vs raw [95% CI]"] = f"{pb['diff']:+.3f} [{pb['lo']:+.3f}, {pb['hi']:+.3f}]"
         r["W/T/L"] = f"{pb['wins']}/{pb['ties']}/{pb['losses']}"
+    for r in rows:  # query-student rows: also against the raw question with the base encoder's retriever
+        base = primary.get((r["set"], RAW, BASE_RETRIEVER.get(r["retriever"], "")))
+        if base is not None:
+            pb = paired_bootstrap(primary[(r["set"], r["rewriter"], r["retriever"])], base)
+            r[VS_BASE] = f"{pb['diff']:+.3f} [{pb['lo']:+.3f}, {pb['hi']:+.3f}] {pb['wins']}/{pb['ties']}/{pb['losses']}"
 
 
 def _query_json(rewrites: dict[str, list[str]]) -> dict[str, list[Any]]:
@@ -245,8 +267,9 @@ def evaluate_side(name: str, side: SideConfig, cfg: EvalConfig, out: Path,
             rewrites = fn(dialogues)
             t_rw = time.perf_counter() - t0
             runs = {rt_name: retrieve(rewrites, rt, cfg.k, fusion=fusion or cfg.fusion) for rt_name, rt in retrievers}
-            if "dense" in runs:
-                runs["hybrid"] = fuse([runs["BM25"], runs["dense"]], depth=cfg.k)
+            for dense, hybrid in HYBRIDS.items():
+                if dense in runs:
+                    runs[hybrid] = fuse([runs["BM25"], runs[dense]], depth=cfg.k)
             tag = f"{name}-{set_name}-{rw_name}".replace(" ", "_").replace("(", "").replace(")", "").replace("/", "")
             (out / "queries" / f"{tag}.json").write_text(json.dumps(_query_json(rewrites), ensure_ascii=False,
                                                                     indent=1))
@@ -295,7 +318,8 @@ def run_eval(cfg: EvalConfig, log: Callable[[str], None] = print) -> tuple[list[
                 cols = (["set", "rewriter", "retriever", "nDCG@10", "R@100"] if lang == "en"
                         else ["set", "rewriter", "retriever"]) + [f"HR@{k}" for k in cfg.hr_k] + \
                     [f"HR@{cfg.hr_k[0]} 95% CI"] + ([f"attr HR@{k}" for k in cfg.hr_k] if lang == "zh" else []) + \
-                    [f"Δ{name} vs raw [95% CI]", "W/T/L", "n", "rewrite ms/q"]
+                    [f"Δ{name} vs raw [95% CI]", "W/T/L"] + \
+                    ([VS_BASE] if any(VS_BASE in r for r in rows) else []) + ["n", "rewrite ms/q"]
                 tables.append(format_table(rows, cols))
         table = "\n\n".join(tables)
         (tmp / "rows.json").write_text(json.dumps(all_rows, indent=1, ensure_ascii=False) + "\n")

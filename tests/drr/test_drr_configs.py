@@ -17,7 +17,8 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 @pytest.mark.parametrize("name,model", [("drr_liveqa.yaml", TrainRewriterConfig), ("drr_medicineqa.yaml",
                          TrainRewriterConfig), ("drr_seq2seq_minilm.yaml", TrainRewriterConfig),
-                         ("drr_eval.yaml", EvalConfig), ("drr_llm_teacher.yaml", LLMTeacherConfig)])
+                         ("drr_dense_query.yaml", TrainRewriterConfig), ("drr_eval.yaml", EvalConfig),
+                         ("drr_eval_dev.yaml", EvalConfig), ("drr_llm_teacher.yaml", LLMTeacherConfig)])
 def test_configs_validate(name, model):
     cfg = load_config(CONFIGS / name, model)
     assert cfg.model_dump()

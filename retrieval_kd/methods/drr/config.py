@@ -37,16 +37,25 @@ class TrainParamsConfig(StrictModel):
     device: str | None = None  # None: cuda when available, else cpu
 
 
+class DenseQueryConfig(StrictModel):
+    """student: dense-query (methods/drr/dense_query.py): the dense encoder's query side, taught by gold answers."""
+
+    prefix: bool = True  # the encoder reads 'kept terms . question' (teacher queries in training, the rewriter's
+    #                      kept terms at search time); false: the question alone
+    temperature: float = Field(0.05, gt=0)  # softmax temperature over the whole corpus
+
+
 class TrainRewriterConfig(StrictModel):
     """One rewriter-training run: teacher sources, the student and its training, how the rewriter emits queries."""
 
-    student: Literal["extractive", "seq2seq"] = "extractive"
+    student: Literal["extractive", "seq2seq", "dense-query"] = "extractive"
     base: str | None = None  # extractive: encoder folder (None = bundled MiniLM); seq2seq: HF seq2seq folder
     tiny_seq2seq: bool = False  # seq2seq without `base`: start from a tiny T5 built from a config (completeness)
     warm_start: bool = False  # seq2seq without `base`: MiniLM encoder + MiniLM decoder (cross-attention new)
     copy_only: bool = True  # seq2seq decoding may only write tokens of the dialogue (+ ';'): a copy generator
     teachers: list[TeacherSourceConfig]
     train: TrainParamsConfig = TrainParamsConfig()
+    dense: DenseQueryConfig = DenseQueryConfig()  # student: dense-query only
     mode: Literal["append", "replace", "both"] = "append"  # appending kept words beat replacing the question
     boost: int = 2
     keep: Literal["terms", "entities"] = "terms"  # extractive: all kept words, or only masked entities (zh)

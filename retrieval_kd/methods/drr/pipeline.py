@@ -7,7 +7,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from retrieval_kd.index.fusion import FUSIONS, Run, rrf
-from retrieval_kd.methods.drr.query import WeightedQuery
+from retrieval_kd.methods.drr.query import WeightedQuery, query_text
 from retrieval_kd.methods.drr.tagging import Dialogue, last_user
 
 Hits = list[tuple[str, float]]
@@ -37,16 +37,17 @@ class DenseRetriever:
 
     `focus_weight` β > 0: a `WeightedQuery` with kept terms searches normalise(e(text) + β·e(kept terms)), the
     dense counterpart of the sparse term weights (the text alone rarely changes: the kept words are the question's).
+    `prefix`: the encoder reads 'kept terms . text' (`query.query_text`), as the dense query student was trained.
     """
 
     name = "dense"
 
-    def __init__(self, encoder, index, focus_weight: float = 0.0):
-        self.encoder, self.index, self.focus_weight = encoder, index, float(focus_weight)
+    def __init__(self, encoder, index, focus_weight: float = 0.0, prefix: bool = False):
+        self.encoder, self.index, self.focus_weight, self.prefix = encoder, index, float(focus_weight), bool(prefix)
 
     def vectors(self, queries: Sequence[str]) -> np.ndarray:
         """Query vectors: the text's, mixed with the kept terms' when `focus_weight` > 0."""
-        vec = np.asarray(self.encoder.encode([str(q) for q in queries]), dtype=np.float32)
+        vec = np.asarray(self.encoder.encode([query_text(q, self.prefix) for q in queries]), dtype=np.float32)
         if self.focus_weight <= 0:
             return vec
         rows = [i for i, q in enumerate(queries) if getattr(q, "focus", ())]

@@ -71,6 +71,13 @@ def weighted_query(question: str, terms: Sequence[str], boost: float = 2.0) -> W
     return WeightedQuery(text, weights.items(), terms)
 
 
+def query_text(query: Any, prefix: bool = True) -> str:
+    """What the dense query student reads (methods/drr/dense_query.py): 'kept terms . text' for a rewrite with kept
+    terms and `prefix` on, else the text."""
+    focus = getattr(query, "focus", ()) if prefix else ()
+    return f"{' '.join(focus)} . {query}" if focus else str(query)
+
+
 def appended_words_repeat(query: str, question: str) -> list[str]:
     """Words the rewrite text writes beyond the question that are already in it or written twice (should be [])."""
     text = str(query)

@@ -48,6 +48,10 @@ def train_rewriter(cfg: TrainRewriterConfig, log: Callable[[str], Any] = print) 
     """Collect teacher examples and train the configured student; the resolved config is saved beside it."""
     from retrieval_kd.methods.drr.train import cjk_chars, init_tiny_seq2seq, train_seq2seq, train_tagger
 
+    if cfg.student == "dense-query":
+        from retrieval_kd.methods.drr.dense_query import train_dense_query
+
+        return train_dense_query(cfg, log)
     examples = collect_examples(cfg.teachers)
     log(f"{len(examples)} training examples from {len(cfg.teachers)} teacher source(s)")
     p = cfg.train
