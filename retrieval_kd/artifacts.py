@@ -29,6 +29,7 @@ LOADERS = LazyRegistry("artifact kind", targets={
     "disco-student": "retrieval_kd.methods.disco.student:load_student",
     "rewriter-tagger": "retrieval_kd.methods.drr.rewriters:ExtractiveRewriter",
     "rewriter-seq2seq": "retrieval_kd.methods.drr.rewriters:Seq2SeqRewriter",
+    "drr-dense-query": "retrieval_kd.methods.drr.dense_query:open_dense_query",
     "rewriter-tagger-onnx": "retrieval_kd.serving.rewriter:OnnxRewriter",
     "onnx-encoder": "retrieval_kd.serving.runtime:open_encoder",
     "bundle": "retrieval_kd.serving.bundle:open_bundle",

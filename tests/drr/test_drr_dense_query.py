@@ -66,6 +66,9 @@ def test_training_ranks_gold_answers_higher_and_saves_a_loadable_folder(tiny_ber
     torch.manual_seed(0)
     out = train_rewriter(cfg, log=lambda s: None)
     enc, meta = load_dense_query(out)
+    import retrieval_kd
+
+    assert retrieval_kd.load(out).meta["kind"] == "drr-dense-query"  # opened by the kind its meta.json names
     assert meta["prefix"] is True and meta["train_examples"] == 24 and meta["steps"] == 90
     after = mean_gold_rank(enc)
     assert after < before / 3, (before, after)  # the query side learnt which answer each question wants

@@ -136,3 +136,10 @@ def load_dense_query(path: str | Path, device: str | None = None):
     enc = DenseEncoder(path, device=device, max_length=int(meta["max_length"]), pooling=meta["pooling"],
                        normalize=bool(meta["normalize"]))
     return enc, meta
+
+
+def open_dense_query(path: str | Path, **kw: Any):
+    """`retrieval_kd.load` of a dense-query student: its DenseEncoder, the folder's meta as `.meta`."""
+    enc, meta = load_dense_query(path, **kw)
+    enc.meta = meta
+    return enc
