@@ -158,6 +158,7 @@ def check_variants(variants: Sequence[str]) -> None:
 def reference_rows(cfg: DiscoConfig, ds: Any, splits: dict[str, list[str]], enc: Any, index: Any,
                    bm25: bool = True) -> list[dict]:
     """BM25 rows (unless bm25=False) and SPLADE rows of every untrained query text."""
+    from retrieval_kd.methods.disco.init import MINILM_SPLADE
     from retrieval_kd.teachers.splade import SpladeEncoder
 
     rows: list[dict] = []
@@ -170,8 +171,12 @@ def reference_rows(cfg: DiscoConfig, ds: Any, splits: dict[str, list[str]], enc:
                                covered_only=kind in REWRITES)
     labels = {"raw": "raw utterance", "history": "whole history concatenated", "automatic": "automatic rewrite",
               "manual": "human rewrite (teacher bound)", "student": "DiSCo input text, untrained"}
-    init = SpladeEncoder(cfg.model.student_init or enc.path, max_length=cfg.model.max_length,
-                         segments=cfg.model.segments, pool=cfg.model.pool)  # the student before training
+    if cfg.model.student_init == MINILM_SPLADE:  # its start is built by the trainer from the run's own texts
+        labels.pop("student")
+        init = None
+    else:
+        init = SpladeEncoder(cfg.model.student_init or enc.path, max_length=cfg.model.max_length,
+                             segments=cfg.model.segments, pool=cfg.model.pool)  # the student before training
     for kind, label in labels.items():
         rows += score_rows(f"SPLADE: {label}", sparse_run(init if kind == "student" else enc, index,
                                                           turn_texts(ds, kind, cfg.model.responses)), ds, splits,

@@ -97,3 +97,30 @@ def test_any_collection_name_is_evaluated_and_no_judged_turn_is_an_error():
     ds.qrels = {"t1": {"d2": 1}}
     with pytest.raises(DataFormatError, match="no judged turn at grade >= 2"):
         split_queries(ds)
+
+
+def test_reference_rows_leave_out_the_untrained_row_of_a_minilm_splade_student():
+    """`student_init: minilm-splade` has no checkpoint before training (the trainer builds it from the run's texts):
+    the reference rows leave its 'untrained' row out instead of failing on the name."""
+    from retrieval_kd.bench.cast import reference_rows, split_queries
+    from retrieval_kd.config import load_config
+    from retrieval_kd.data.dataset import Dataset
+    from retrieval_kd.index.impact import ImpactIndex
+    from retrieval_kd.methods.disco.config import DiscoConfig
+    from retrieval_kd.teachers.splade import SpladeEncoder
+
+    turns = [{"id": "t0", "utterance": "how do glaciers form", "history": [], "manual": "how do glaciers form"},
+             {"id": "t1", "utterance": "and how fast do they move", "history": [
+                 {"role": "user", "text": "how do glaciers form"}], "manual": "how fast do glaciers move"}]
+    ds = Dataset(name="mine", corpus=[{"id": "d1", "contents": "glaciers form from compacted snow"},
+                                      {"id": "d2", "contents": "glaciers move a few metres a day"}],
+                 queries={t["id"]: t["utterance"] for t in turns}, qrels={"t0": {"d1": 1}, "t1": {"d2": 1}},
+                 conversations=[{"id": "c1", "collection": "mytrack-2026", "turns": turns}], meta={"rel_threshold": 1})
+    enc = SpladeEncoder(None, max_length=32)
+    index = ImpactIndex.build(enc.encode(ds.doc_texts), ds.doc_ids, enc.vocab)
+    cfg = load_config(None, DiscoConfig, ["model.student_init=minilm-splade"])
+    names = {r["query"] for r in reference_rows(cfg, ds, split_queries(ds), enc, index, bm25=False)}
+    assert "SPLADE: raw utterance" in names and "SPLADE: DiSCo input text, untrained" not in names
+    names = {r["query"] for r in reference_rows(load_config(None, DiscoConfig), ds, split_queries(ds), enc, index,
+                                                bm25=False)}
+    assert "SPLADE: DiSCo input text, untrained" in names
