@@ -103,6 +103,12 @@ def paired_bootstrap(a: Mapping[str, float], b: Mapping[str, float], n: int = 10
             "ties": int((np.abs(d) <= 1e-12).sum())}
 
 
+def format_paired(pb: Mapping[str, float | int], wtl: bool = True) -> str:
+    """'+0.043 [+0.015, +0.075]' (and ' 42/7/29' wins/ties/losses with `wtl`) from a `paired_bootstrap` result."""
+    out = f"{pb['diff']:+.3f} [{pb['lo']:+.3f}, {pb['hi']:+.3f}]"
+    return f"{out} {pb['wins']}/{pb['ties']}/{pb['losses']}" if wtl else out
+
+
 def format_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str] | None = None) -> str:
     """A Markdown table from dict rows (floats to 3 decimals)."""
     if not rows:

@@ -212,7 +212,7 @@ def paired_rows(rows: list[dict], n: int = 10_000) -> list[dict]:
     """Each trained student row against raw, history and the teacher on the same set: paired
     bootstrap of the nDCG@3 difference (95% percentile interval, wins/ties/losses), the share of the teacher's
     nDCG@3, and R@100 minus the concatenated history's."""
-    from retrieval_kd.evaluate import paired_bootstrap
+    from retrieval_kd.evaluate import format_paired, paired_bootstrap
 
     out = []
     for r in rows:
@@ -226,7 +226,7 @@ def paired_rows(rows: list[dict], n: int = 10_000) -> list[dict]:
                 continue
             common = set(r["_pq"]) & set(b["_pq"])
             pb = paired_bootstrap({q: r["_pq"][q] for q in common}, {q: b["_pq"][q] for q in common}, n=n)
-            rec[f"vs {k}"] = f"{pb['diff']:+.3f} [{pb['lo']:+.3f}, {pb['hi']:+.3f}] {pb['wins']}/{pb['ties']}/{pb['losses']}"
+            rec[f"vs {k}"] = format_paired(pb)
         if base["teacher"] and base["teacher"]["nDCG@3"]:
             rec["% teacher"] = f"{r['nDCG@3'] / base['teacher']['nDCG@3']:.0%}"
         if base["history"]:

@@ -206,7 +206,7 @@ def _dev_subset(ds: Any, share: float) -> Any:
 
 def _paired(rows: list[dict[str, Any]], primary: dict[tuple, dict[str, float]], lang: str) -> None:
     """Each row's paired bootstrap against the raw question with the same retriever, on the primary measure."""
-    from retrieval_kd.evaluate import paired_bootstrap
+    from retrieval_kd.evaluate import format_paired, paired_bootstrap
 
     name = "nDCG@10" if lang == "en" else "HR@1"
     for r in rows:
@@ -215,13 +215,13 @@ def _paired(rows: list[dict[str, Any]], primary: dict[tuple, dict[str, float]], 
         if base is None or r["rewriter"] == RAW:
             continue
         pb = paired_bootstrap(mine, base)
-        r[f"Δ{name} vs raw [95% CI]"] = f"{pb['diff']:+.3f} [{pb['lo']:+.3f}, {pb['hi']:+.3f}]"
+        r[f"Δ{name} vs raw [95% CI]"] = format_paired(pb, wtl=False)
         r["W/T/L"] = f"{pb['wins']}/{pb['ties']}/{pb['losses']}"
     for r in rows:  # query-student rows: also against the raw question with the base encoder's retriever
         base = primary.get((r["set"], RAW, BASE_RETRIEVER.get(r["retriever"], "")))
         if base is not None:
             pb = paired_bootstrap(primary[(r["set"], r["rewriter"], r["retriever"])], base)
-            r[VS_BASE] = f"{pb['diff']:+.3f} [{pb['lo']:+.3f}, {pb['hi']:+.3f}] {pb['wins']}/{pb['ties']}/{pb['losses']}"
+            r[VS_BASE] = format_paired(pb)
 
 
 def _query_json(rewrites: dict[str, list[str]]) -> dict[str, list[Any]]:

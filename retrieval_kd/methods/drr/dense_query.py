@@ -89,30 +89,36 @@ def train_dense_query(cfg: TrainRewriterConfig, log: Callable[[str], Any] = prin
 
 
 def _fit(enc: Any, docs: Any, pairs: Sequence[tuple[str, list[int]]], p: Any, scale: float, device: str):
-    """AdamW at a constant rate over shuffled batches for `p.epochs` epochs; returns (steps, last loss)."""
+    """AdamW at a constant rate over shuffled batches for `p.epochs` epochs (the project's `TrainLoop`); returns
+    (steps, last loss)."""
     import torch
 
-    opt = torch.optim.AdamW(enc.model.parameters(), lr=p.lr, weight_decay=0.01)
-    rng = random.Random(p.seed)
-    order, steps, last = list(range(len(pairs))), 0, float("nan")
-    enc.model.train()
+    from retrieval_kd.progress import progress_enabled
+    from retrieval_kd.training import TrainLoop, make_scheduler
+
+    rng, order, batches = random.Random(p.seed), list(range(len(pairs))), []
     for _ in range(p.epochs):
         rng.shuffle(order)
-        for s in range(0, len(order), p.batch_size):
-            batch = [pairs[i] for i in order[s : s + p.batch_size]]
-            tok = enc.tokenizer([t for t, _ in batch], padding=True, truncation=True, max_length=enc.max_length,
-                                return_tensors="pt").to(device)
-            logits = scale * enc.embed(**tok) @ docs.T
-            gold = torch.zeros_like(logits, dtype=torch.bool)
-            for r, (_, rows) in enumerate(batch):
-                gold[r, rows] = True
-            loss = (torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~gold, -1e4), 1)).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            steps, last = steps + 1, float(loss.item())
+        batches += [[pairs[i] for i in order[s : s + p.batch_size]] for s in range(0, len(order), p.batch_size)]
+
+    def step_loss(step: int):
+        """Multi-positive softmax cross-entropy of the step's batch over the whole corpus."""
+        batch = batches[step]
+        tok = enc.tokenizer([t for t, _ in batch], padding=True, truncation=True, max_length=enc.max_length,
+                            return_tensors="pt").to(device)
+        logits = scale * enc.embed(**tok) @ docs.T
+        gold = torch.zeros_like(logits, dtype=torch.bool)
+        for r, (_, rows) in enumerate(batch):
+            gold[r, rows] = True
+        return (torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~gold, -1e4), 1)).mean(), {}
+
+    opt = torch.optim.AdamW(enc.model.parameters(), lr=p.lr, weight_decay=0.01)
+    loop = TrainLoop(opt, make_scheduler(opt, "constant", 0, len(batches)), len(batches), log_every=10,
+                     progress=progress_enabled(), desc="dense-query")
+    enc.model.train()
+    out = loop.run(step_loss)
     enc.model.eval()
-    return steps, last
+    return len(batches), float((out.get("last") or {}).get("loss", float("nan")))
 
 
 def _save(cfg: TrainRewriterConfig, enc: Any, meta: dict[str, Any]) -> Path:
