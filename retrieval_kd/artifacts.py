@@ -27,6 +27,7 @@ LOADERS = LazyRegistry("artifact kind", targets={
     "impact-index": "retrieval_kd.index.impact:ImpactIndex.load",
     "lucene-index": "retrieval_kd.index.lucene:open_lucene_index",
     "disco-student": "retrieval_kd.methods.disco.student:load_student",
+    "disco-mixture": "retrieval_kd.methods.disco.mixture:load_mixture",
     "rewriter-tagger": "retrieval_kd.methods.drr.rewriters:ExtractiveRewriter",
     "rewriter-seq2seq": "retrieval_kd.methods.drr.rewriters:Seq2SeqRewriter",
     "drr-dense-query": "retrieval_kd.methods.drr.dense_query:open_dense_query",

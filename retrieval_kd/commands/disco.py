@@ -1,5 +1,5 @@
-"""DiSCo commands: train disco, index impact|lucene-impact, export disco|disco-bundle, eval cast-ablations (eval
-cast: commands/bench)."""
+"""DiSCo commands: train disco, index impact|lucene-impact, export disco|disco-bundle, eval cast-ablations|cast-mix
+(eval cast: commands/bench)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -77,7 +77,7 @@ def export_disco(
 
 @export_app.command("disco-bundle")
 def export_disco_bundle(
-    run_dir: Path = typer.Argument(..., help="a DiSCo run folder (rkd train disco) or a student model folder"),
+    run_dir: Path = typer.Argument(..., help="a DiSCo run folder (rkd train disco), a mixture folder (rkd eval cast-mix) or a student model folder"),
     out: Path = typer.Argument(..., help="bundle folder to write (served by `rkd serve`)"),
     name: str = typer.Option(..., help="index name the server exposes"),
     dataset: str = typer.Option("cast-mini", "--dataset", "-d", help="dataset name or folder (documents)"),
@@ -110,3 +110,23 @@ def eval_cast_ablations(
 
     cfg = load_config(resolve_config(ctx, "config", config), DiscoConfig, overrides)
     run_cast(cfg, out, [], reuse, bm25, command_line(ctx), ablations=resolve_config(ctx, "ablations", ablations))
+
+
+@eval_app.command("cast-mix")
+def eval_cast_mix(
+    ctx: typer.Context,
+    run_dir: Path = typer.Argument(..., help="a DiSCo run folder (rkd train disco): the mixture's first member"),
+    more: list[Path] = typer.Option([], "--with", help="another DiSCo run folder to mix in (repeatable)"),
+    weights: str = typer.Option("0,0.5,1", help="weights tried for each --with run (the first run's weight is 1)"),
+    alphas: str = typer.Option("0,0.25,0.5,1", help="utterance shares tried (relative to the members' total weight)"),
+    dataset: str = typer.Option("cast-eval", "--dataset", "-d", help="evaluation dataset with a CAsT 2021 part"),
+    document_encoder: str | None = typer.Option(None, help="SPLADE document encoder folder (default SPLADE-tiny)"),
+    out: str = typer.Option("runs/cast-mix", help="folder for table.md, results.json and mixture/"),
+) -> None:
+    """Mix students and the raw utterance's SPLADE vector; choose on CAsT 2021, report the rest, write the mixture."""
+    from retrieval_kd.bench.cast_mix import run_mix
+    from retrieval_kd.commands.options import command_line, split_floats
+
+    res = run_mix([run_dir, *more], out, dataset, split_floats(weights, "--weights"), split_floats(alphas, "--alphas"),
+                  document_encoder, command_line(ctx))
+    typer.echo(f"chosen on the choice set: {res['chosen']['name']} -> {out}/mixture")

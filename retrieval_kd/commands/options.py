@@ -17,6 +17,19 @@ def split_ints(text: str) -> list[int]:
     return [int(item) for item in split_list(text)]
 
 
+def split_floats(text: str, option: str) -> list[float]:
+    """'0,0.5' -> [0.0, 0.5]; ConfigError naming `option` for an item that is not a number."""
+    from retrieval_kd.errors import ConfigError
+
+    out = []
+    for item in split_list(text):
+        try:
+            out.append(float(item))
+        except ValueError:
+            raise ConfigError(f"{option}: {item!r} is not a number (expected e.g. 0,0.25,0.5)") from None
+    return out
+
+
 def command_line(ctx: typer.Context) -> str:
     """The running command with the options given on its command line (recorded next to a run's results)."""
     parts: list[str] = []

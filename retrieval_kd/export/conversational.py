@@ -13,7 +13,15 @@ from retrieval_kd.export.bundle import bundle_name, documents_of, write_manifest
 from retrieval_kd.index.impact import FILES as INDEX_FILES
 from retrieval_kd.index.impact import ImpactIndex
 from retrieval_kd.methods.disco.conversation import read_student_config
+from retrieval_kd.methods.disco.mixing import MIX_KIND, combine, read_mixture
 from retrieval_kd.serving.conversational import ENCODER_DIR, INDEX_DIR
+
+UTTERANCE_DIR = "utterance_encoder"
+PARITY_TURNS = (  # (history, utterance) the exported mixture is checked on
+    ([{"role": "user", "text": "what are the most common types of breast cancer?"},
+      {"role": "system", "text": "Ductal carcinoma is the most common type of breast cancer."}], "how deadly is it?"),
+    ([], "x"),
+)
 
 
 def _export_module(student_dir: Path):
@@ -84,7 +92,56 @@ def _student_source(src: Path) -> tuple[Path, str | None, dict]:
     if (src / "config.json").is_file():
         doc = read_student_config(src).get("document_encoder")
         return src, doc, {}
-    raise BundleError(f"{src}: neither a DiSCo run folder (meta.json kind 'disco-student') nor a model folder")
+    raise BundleError(f"{src}: neither a DiSCo run folder (meta.json kind 'disco-student'), a mixture folder "
+                      "(kind 'disco-mixture', rkd eval cast-mix) nor a model folder")
+
+
+def _sources(src: Path) -> tuple[list[tuple[Path, float]], float, str | None, dict]:
+    """([(student folder, weight)], utterance weight, document encoder, meta) of a run, student or mixture folder."""
+    meta_path = src / "meta.json"
+    if meta_path.is_file() and json.loads(meta_path.read_text(encoding="utf-8")).get("kind") == MIX_KIND:
+        mix = read_mixture(src)
+        members = [(_student_source(Path(m["run"]))[0], m["weight"]) for m in mix["members"]]
+        doc = mix["document_encoder"] or _student_source(Path(mix["members"][0]["run"]))[1]
+        return members, mix["utterance"], doc, mix
+    student, doc, meta = _student_source(src)
+    return [(student, 1.0)], 0.0, doc, meta
+
+
+def _export_mixture(members: list[tuple[Path, float]], utterance: float, document_encoder: str | None,
+                    dest: Path, atol: float = 1e-4) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Export each member (and the utterance encoder) into dest; (first member's info, manifest `mixing` or None).
+    A mixture is also checked end to end: the ONNX mixture against the torch one (`mixture.MixtureEncoder`)."""
+    import numpy as np
+
+    from retrieval_kd.export.onnx import ExportError
+    from retrieval_kd.methods.disco.mixture import MixtureEncoder
+    from retrieval_kd.serving.conversational import OnnxConversationalEncoder
+    from retrieval_kd.teachers.splade import resolve_splade_path
+
+    dirs = [ENCODER_DIR, *(f"{ENCODER_DIR}_{i + 1}" for i in range(1, len(members)))]
+    infos = [export_student_onnx(folder, dest / d) for (folder, _), d in zip(members, dirs, strict=True)]
+    if len(members) == 1 and not utterance:
+        return infos[0], None
+    mixing: dict[str, Any] = {"members": [{"dir": d, "weight": w, "parity_max_abs_diff": i["parity_max_abs_diff"]}
+                                          for d, (_, w), i in zip(dirs, members, infos, strict=True)]}
+    if utterance:
+        info = export_student_onnx(resolve_splade_path(document_encoder), dest / UTTERANCE_DIR)
+        mixing["utterance"] = {"dir": UTTERANCE_DIR, "weight": utterance,
+                               "parity_max_abs_diff": info["parity_max_abs_diff"]}
+    torch_mix = MixtureEncoder([f for f, _ in members], [w for _, w in members], utterance, document_encoder)
+    onnx = [OnnxConversationalEncoder(dest / d) for d in dirs]
+    utt = OnnxConversationalEncoder(dest / UTTERANCE_DIR).encoder if utterance else None
+    diff = 0.0
+    for history, text in PARITY_TURNS:
+        vecs = [e.encode(history, text)[0] for e in onnx]
+        u = utt.encode([text])[0][0] if utt is not None else None
+        got = combine(vecs, [w for _, w in members], u, utterance)
+        diff = max(diff, float(np.max(np.abs(got - torch_mix.encode(history, text)))))
+    if not diff <= atol:
+        raise ExportError(f"{dest}: the ONNX mixture differs from the torch mixture by {diff:.2e} > {atol:g}")
+    mixing["parity_max_abs_diff"] = diff
+    return infos[0], mixing
 
 
 def build_conversational_bundle(
@@ -103,7 +160,8 @@ def build_conversational_bundle(
 
     src, dst = Path(src), Path(dst)
     name = bundle_name(name, dst, "conversational")
-    student_dir, run_doc_encoder, run_meta = _student_source(src)
+    members, utterance, run_doc_encoder, run_meta = _sources(src)
+    student_dir = members[0][0]
     ds = datasets.load(str(dataset))
     if index_dir is not None:
         index = ImpactIndex.load(index_dir)
@@ -116,7 +174,7 @@ def build_conversational_bundle(
                                         "encoder_fingerprint": enc.fingerprint})
     docs = documents_of(index.docids, ds, Path(index_dir or dst))
     with atomic_dir(dst) as tmp:
-        info = export_student_onnx(student_dir, tmp / ENCODER_DIR)
+        info, mixing = _export_mixture(members, utterance, document_encoder or run_doc_encoder, tmp)
         if info["dim"] != len(index.vocab):
             raise BundleError(f"{student_dir}: encoder gives dim {info['dim']}, the impact index has "
                               f"{len(index.vocab)} terms (different vocabularies)")
@@ -132,6 +190,7 @@ def build_conversational_bundle(
         manifest = write_manifest(
             tmp, kind="sparse-conversational", name=name, encoder=info, index=index_info,
             docstore={"file": "docstore.sqlite", "count": len(store)},
+            **({"mixing": mixing} if mixing else {}),
             source={"run": str(src.resolve()), "student": str(student_dir.resolve()), "dataset": str(dataset),
                     "index_dir": str(Path(index_dir).resolve()) if index_dir is not None else None,
                     "teachers": run_meta.get("teachers"), "aggregation": run_meta.get("aggregation")},

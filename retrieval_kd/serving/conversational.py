@@ -7,6 +7,11 @@
 `query_encoder/` is the folder `export.conversational.export_student_onnx` writes (read by
 `OnnxConversationalEncoder`); `index/` is a saved `ImpactIndex` of the corpus under the frozen SPLADE document
 encoder. Torch-free; `export.conversational.build_conversational_bundle` makes a bundle from a DiSCo run.
+
+A bundle of a query mixture (`methods/disco/mixing.py`, from `rkd eval cast-mix`) has the manifest section
+`mixing`: each member's encoder folder (query_encoder/, query_encoder_2/, ...) with its weight, and
+`utterance_encoder/` (the document encoder reading the current utterance alone) with its weight; the query vector
+is their weighted sum (`mixing.combine`), and the reported query terms are the mixture's.
 """
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ from retrieval_kd.errors import BundleError
 from retrieval_kd.index.impact import FILES as INDEX_FILES
 from retrieval_kd.index.impact import ImpactIndex
 from retrieval_kd.methods.disco.conversation import SEP, conversation_text, read_student_config
+from retrieval_kd.methods.disco.mixing import combine
+from retrieval_kd.serving.manifest import ConversationalManifest
 from retrieval_kd.serving.runtime import RuntimeOptions
 from retrieval_kd.serving.searcher import Searcher, SearchResult, stage_ms
 
@@ -39,25 +46,43 @@ class ConversationalSearcher(Searcher):
     required_files = (f"{ENCODER_DIR}/query_encoder.onnx", f"{ENCODER_DIR}/tokenizer.json",
                       f"{ENCODER_DIR}/meta.json",
                       *(f"{INDEX_DIR}/{f}" for f in INDEX_FILES), "docstore.sqlite")
+    manifest_model = ConversationalManifest
 
     def __init__(self, root: Path, manifest: dict[str, Any], options: RuntimeOptions):
-        from retrieval_kd.serving.conversational import OnnxConversationalEncoder
-
         super().__init__(root, manifest, options)
-        self.encoder = OnnxConversationalEncoder(self.root / ENCODER_DIR, threads=int(options.threads),
-                                                 resolve=lambda rel: self.file(f"{ENCODER_DIR}/{rel}"),
-                                                 options=options)
+        mixing = manifest.get("mixing") or {"members": [{"dir": ENCODER_DIR, "weight": 1.0}], "utterance": None}
+        self.members = [self._encoder(m["dir"]) for m in mixing["members"]]
+        self.weights = [float(m["weight"]) for m in mixing["members"]]
+        self.encoder = self.members[0]
+        utt = mixing.get("utterance")
+        self.utterance = self._encoder(utt["dir"]).encoder if utt else None
+        self.utterance_weight = float(utt["weight"]) if utt else 0.0
         for rel in INDEX_FILES:
             self.file(f"{INDEX_DIR}/{rel}")
         self.index = ImpactIndex.load(self.root / INDEX_DIR)
-        dim = self.encoder.encoder.dim
-        if dim is not None and dim != len(self.index.vocab):
-            raise BundleError(f"{root}: encoder output dim {dim} != impact index vocabulary {len(self.index.vocab)}")
+        for enc in [*(m.encoder for m in self.members), *([self.utterance] if self.utterance else [])]:
+            if enc.dim is not None and enc.dim != len(self.index.vocab):
+                raise BundleError(f"{root}: encoder output dim {enc.dim} != impact index vocabulary "
+                                  f"{len(self.index.vocab)}")
+
+    def _encoder(self, folder: str) -> OnnxConversationalEncoder:
+        return OnnxConversationalEncoder(self.root / folder, threads=int(self.options.threads),
+                                         resolve=lambda rel: self.file(f"{folder}/{rel}"), options=self.options)
+
+    def encode(self, history: list[dict], utterance: str) -> tuple[np.ndarray, bool]:
+        """The query vector (the mixture's, when the bundle has one) and whether an input was cut at max_length."""
+        outs = [m.encode(history, utterance) for m in self.members]
+        truncated = any(t for _, t in outs)
+        utt = None
+        if self.utterance is not None:
+            vecs, cut = self.utterance.encode([" ".join(str(utterance).split())])
+            utt, truncated = vecs[0], truncated or bool(cut[0])
+        return combine([v for v, _ in outs], self.weights, utt, self.utterance_weight), truncated
 
     def conversational_search(self, history: list[dict], utterance: str, k: int) -> SearchResult:
         """Top-k documents for the current utterance read in its conversation."""
         t0 = time.perf_counter()
-        vec, truncated = self.encoder.encode(history, utterance)
+        vec, truncated = self.encode(history, utterance)
         t1 = time.perf_counter()
         ids, scores = self.index.search(vec, k)
         timings = stage_ms(encode=t1 - t0, search=time.perf_counter() - t1)
@@ -67,7 +92,9 @@ class ConversationalSearcher(Searcher):
 
     def info(self) -> dict[str, Any]:
         m = self.index.meta
-        return {**super().info(), "n_postings": m.get("n_postings"), "vocab_size": len(self.index.vocab)}
+        mixing = self.manifest.get("mixing")
+        return {**super().info(), "n_postings": m.get("n_postings"), "vocab_size": len(self.index.vocab),
+                **({"mixing": {"weights": self.weights, "utterance": self.utterance_weight}} if mixing else {})}
 
 
 

@@ -2,7 +2,7 @@
 
 `Manifest` is what every bundle carries; a kind narrows it with its own subclass (`Searcher.manifest_model`):
 `DenseManifest` types the encoder (file, max_length) and index (nprobe) sections, `MedicalManifest` the retrieval
-section. Every file a section names must be listed in `files`, so the file the server loads is the one whose
+section, `ConversationalManifest` the query mixture. Every file a section names must be listed in `files`, so the file the server loads is the one whose
 sha256 it checked. `validate_manifest` turns a pydantic error into one line naming the manifest and the field.
 """
 from __future__ import annotations
@@ -118,6 +118,34 @@ class MedicalManifest(Manifest):
     """Kind "medical": fusion and per-query depth of the retrieve-and-fuse step."""
 
     retrieval: RetrievalSection = Field(default_factory=RetrievalSection)
+
+
+class MixingMember(_Section):
+    dir: RelPath
+    weight: float = Field(ge=0.0, le=100.0)
+
+
+class MixingSection(_Section):
+    """A query mixture (`methods/disco/mixing.py`): each member's encoder folder and weight; `utterance`, when
+    there, reads the current utterance alone (the document encoder); the others read the conversation."""
+
+    members: list[MixingMember] = Field(min_length=1, max_length=16)
+    utterance: MixingMember | None = None
+
+
+class ConversationalManifest(Manifest):
+    """Kind "sparse-conversational": without `mixing`, the one student in query_encoder/ (weight 1)."""
+
+    mixing: MixingSection | None = None
+
+    def named_files(self) -> dict[str, str]:
+        out = super().named_files()
+        if self.mixing is not None:
+            parts = [*self.mixing.members, *([self.mixing.utterance] if self.mixing.utterance else [])]
+            for i, m in enumerate(parts):
+                for f in ("query_encoder.onnx", "tokenizer.json", "meta.json"):
+                    out[f"mixing[{i}].dir/{f}"] = f"{m.dir}/{f}"
+        return out
 
 
 def _one_line(e: ValidationError) -> str:

@@ -131,3 +131,67 @@ def test_server_never_imports_torch(conv_bundle, conv_slice):
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+@pytest.fixture(scope="module")
+def mix_bundle(conv_slice, student_dir, tmp_path_factory) -> tuple[Path, Path]:
+    """A mixture of two real students (the second reads no responses) + the utterance encoder, as a bundle."""
+    from retrieval_kd.artifacts import write_meta
+    from retrieval_kd.export.conversational import build_conversational_bundle
+    from retrieval_kd.methods.disco.mixing import MIX_KIND
+    from retrieval_kd.methods.disco.student import SpladeStudent
+
+    root = tmp_path_factory.mktemp("mix")
+    other = SpladeStudent(device="cpu", max_length=64, segments=False, responses="none").save(root / "other")
+    write_meta(root / "mixture", MIX_KIND, 1, members=[{"run": str(student_dir), "weight": 1.0},
+                                                       {"run": str(other), "weight": 0.5}], utterance=0.375)
+    dst = root / "cast-mix"
+    build_conversational_bundle(root / "mixture", dst, name="cast-mix", dataset=str(conv_slice[0].path))
+    return root / "mixture", dst
+
+
+def test_mixture_bundle_keeps_parity_and_is_served(mix_bundle, conv_slice):
+    """Every member and the utterance encoder are in the bundle, the ONNX mixture matches the torch one, and the
+    conversational route answers with the mixture's ranking and query terms."""
+    import numpy as np
+
+    import retrieval_kd
+    from retrieval_kd.index.impact import ImpactIndex
+    from retrieval_kd.serving.bundle import open_bundle, read_manifest
+
+    mixture, bundle = mix_bundle
+    m = read_manifest(bundle)
+    mixing = m["mixing"]
+    assert [x["dir"] for x in mixing["members"]] == ["query_encoder", "query_encoder_2"]
+    assert [x["weight"] for x in mixing["members"]] == [1.0, 0.5] and mixing["utterance"]["weight"] == 0.375
+    assert mixing["parity_max_abs_diff"] <= 1e-4 and "utterance_encoder/query_encoder.onnx" in m["files"]
+    _, turn = conv_slice
+    history = [{"role": h["role"], "text": h["text"]} for h in turn["history"]]
+    want = retrieval_kd.load(mixture).encode(history, turn["utterance"])
+    s = open_bundle(bundle)
+    got, _ = s.encode(history, turn["utterance"])
+    single, _ = s.members[0].encode(history, turn["utterance"])
+    assert np.max(np.abs(got - want)) <= 1e-4 and not np.allclose(got, single, atol=1e-3)
+    assert s.info()["mixing"] == {"weights": [1.0, 0.5], "utterance": 0.375}
+    s.close()
+    ids = ImpactIndex.load(bundle / "index").search(want, 5)[0]
+    with running_server([bundle]) as sp:
+        status, body = http_json(sp.url + "/v1/indexes/cast-mix/conversational_search",
+                                 {"history": history, "utterance": turn["utterance"], "k": 5})
+    assert status == 200, body
+    assert [h["id"] for h in body["hits"]] == ids
+    top = int(np.argmax(want))
+    assert body["query_terms"][0]["weight"] == pytest.approx(float(want[top]), abs=1e-3)
+
+
+def test_mixture_bundle_with_a_bad_weight_is_refused(mix_bundle, tmp_path):
+    from retrieval_kd.errors import BundleError
+    from retrieval_kd.serving.bundle import open_bundle
+
+    bad = tmp_path / "bad"
+    shutil.copytree(mix_bundle[1], bad)
+    path = bad / "manifest.json"
+    text = path.read_text().replace('"weight": 0.5', '"weight": -0.5')
+    path.write_text(text)
+    with pytest.raises(BundleError, match=r"mixing\.members\.1\.weight"):
+        open_bundle(bad)
