@@ -37,3 +37,17 @@ def test_user_error_is_one_line_without_traceback(tmp_path: Path):
 def test_unknown_dataset_names_known_ones(tmp_path: Path):
     res = run("data", "prepare", "no-such-set", RKD_CACHE=str(tmp_path))
     assert res.returncode == 2 and "unknown dataset 'no-such-set'" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_mixture_commands_refuse_bad_input_in_one_line(tmp_path: Path):
+    """`rkd eval cast-mix` names the option of a weight that is not a number, and the folder that is not a run;
+    `rkd bench conversational` names a folder that is not a bundle."""
+    res = run("eval", "cast-mix", str(tmp_path), "--weights", "0,half")
+    assert res.returncode == 2 and "--weights: 'half' is not a number" in res.stderr and "Traceback" not in res.stderr
+    res = run("eval", "cast-mix", str(tmp_path), "--alphas", "-1")
+    assert res.returncode == 2 and "--alphas" in res.stderr and "Traceback" not in res.stderr
+    res = run("eval", "cast-mix", str(tmp_path))
+    assert res.returncode == 2 and f"{tmp_path}/meta.json: missing" in res.stderr and "Traceback" not in res.stderr
+    res = run("bench", "conversational", str(tmp_path), "--out", str(tmp_path / "out"))
+    assert res.returncode == 2 and str(tmp_path) in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "out").exists()

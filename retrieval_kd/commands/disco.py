@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from retrieval_kd.cli import eval_app, export_app, index_app, train_app
+from retrieval_kd.cli import bench_app, eval_app, export_app, index_app, train_app
 
 
 @train_app.command("disco")
@@ -130,3 +130,18 @@ def eval_cast_mix(
     res = run_mix([run_dir, *more], out, dataset, split_floats(weights, "--weights"), split_floats(alphas, "--alphas"),
                   document_encoder, command_line(ctx))
     typer.echo(f"chosen on the choice set: {res['chosen']['name']} -> {out}/mixture")
+
+
+@bench_app.command("conversational")
+def bench_conversational(
+    ctx: typer.Context,
+    bundles: list[Path] = typer.Argument(..., help="sparse-conversational bundle folders (rkd export disco-bundle)"),
+    dataset: str = typer.Option("cast-eval", "--dataset", "-d", help="evaluation dataset (conversations + qrels)"),
+    threads: int | None = typer.Option(None, help="onnxruntime intra-op threads (default: all cores)"),
+    out: str = typer.Option("runs/bench-conv", help="folder for table.md and results.json"),
+) -> None:
+    """Each bundle served in-process, one judged turn at a time: nDCG@3 / R@100 per set and encode+search latency."""
+    from retrieval_kd.bench.conversational import run_bench
+    from retrieval_kd.commands.options import command_line
+
+    run_bench(bundles, dataset, threads, out, command_line(ctx))

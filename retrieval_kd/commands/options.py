@@ -45,6 +45,8 @@ def command_line(ctx: typer.Context) -> str:
                 parts += [opt, str(item)]
         elif is_option:
             parts += [opt, str(value)]
+        elif isinstance(value, list | tuple):  # an argument taking several values
+            parts += [str(v) for v in value]
         else:
             parts.append(str(value))
     return " ".join([ctx.command_path, *(shlex.quote(p) for p in parts)])

@@ -195,3 +195,19 @@ def test_mixture_bundle_with_a_bad_weight_is_refused(mix_bundle, tmp_path):
     path.write_text(text)
     with pytest.raises(BundleError, match=r"mixing\.members\.1\.weight"):
         open_bundle(bad)
+
+
+def test_bench_conversational_scores_the_served_bundles(conv_bundle, mix_bundle, conv_slice, tmp_path):
+    """`rkd bench conversational`: each bundle's served run is scored per set, with its latency."""
+    from retrieval_kd.bench.conversational import run_bench
+    from retrieval_kd.data.dataset import Dataset
+
+    ds, turn = conv_slice
+    judged = next(d["id"] for d in ds.corpus)
+    conv = {"id": "c1", "collection": "cast2021", "turns": [{**turn, "id": "t1"}]}
+    Dataset("bench-slice", ds.corpus, {"t1": turn["utterance"]}, {"t1": {judged: 1}}, [conv],
+            {"rel_threshold": 1}).save(tmp_path / "ds")
+    rows = run_bench([conv_bundle, mix_bundle[1]], str(tmp_path / "ds"), threads=1, out=tmp_path / "out")
+    assert [(r["query"], r["set"], r["encoders"]) for r in rows] == [(NAME, "CAsT 2021", 1), ("cast-mix", "CAsT 2021", 3)]
+    assert all(r["p95 ms"] >= r["p50 ms"] > 0 and r["turns"] == 1 for r in rows)
+    assert (tmp_path / "out" / "table.md").exists()
