@@ -196,8 +196,19 @@ def train_and_score(cfg: DiscoConfig, name: str, dest: Path, ds: Any, splits: di
         print(f"trained {name} in {time.time() - t0:.0f}s -> {dest}", file=sys.stderr)
     meta = json.loads((dest / "meta.json").read_text())
     student = SpladeEncoder(dest / "student", max_length=cfg.model.max_length)
-    return score_rows(name, sparse_run(student, index, turn_texts(ds, "student", cfg.model.responses)), ds,
-                      splits, {"train_s": meta.get("train_seconds"), "train_turns": meta.get("train_turns")})
+    texts = turn_texts(ds, "student", cfg.model.responses)
+    alpha = float(meta.get("utterance_mix") or 0.0)
+    if alpha:  # trained with the utterance term: its queries carry it (methods/disco/trainer.py)
+        from retrieval_kd.methods.disco.mixing import combine
+
+        qids, raw = list(texts), turn_texts(ds, "raw")
+        utt = SpladeEncoder(cfg.model.document_encoder, max_length=cfg.model.doc_max_length)
+        run = index.search_run(qids, combine([student.encode([texts[q] for q in qids])], [1.0],
+                                             utt.encode([raw[q] for q in qids]), alpha), 100)
+    else:
+        run = sparse_run(student, index, texts)
+    return score_rows(name, run, ds, splits, {"train_s": meta.get("train_seconds"),
+                                              "train_turns": meta.get("train_turns")})
 
 
 def student_rows(cfg: DiscoConfig, key: str, ds: Any, splits: dict[str, list[str]], index: Any, out: Path,

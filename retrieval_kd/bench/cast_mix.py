@@ -5,7 +5,8 @@
 Every candidate is `v = student_1 + sum_j w_j * student_j + alpha * (1 + sum_j w_j) * SPLADE(utterance)` over the
 same frozen document encoder and impact index as `rkd eval cast` (the members' vectors are encoded once; a candidate
 costs one search). `w_j` runs over `--weights` for each `--with` run, `alpha` (the utterance's share, relative to the
-members' total weight) over `--alphas`; the first run alone is always a candidate. The candidate with the highest nDCG@3 on the choice sets (CAsT 2021) wins;
+members' total weight) over `--alphas`; the first run alone is always a candidate. A member trained with the
+utterance term (`train.utterance_mix` a) enters as `student + a * SPLADE(utterance)`, as it was trained. The candidate with the highest nDCG@3 on the choice sets (CAsT 2021) wins;
 ties go to the earlier candidate (fewer members, smaller alpha). The report sets are printed for the winner, the
 first run alone and the references, paired with raw / history / teacher, never used for the choice. The winner is
 written as a mixture folder (`OUT/mixture`, meta.json kind "disco-mixture", `methods/disco/mixing.py`) that
@@ -68,7 +69,8 @@ def _members(runs: Sequence[str | Path]) -> list[dict[str, Any]]:
         folder = student_folder(r)
         meta = read_meta(r) if folder != r else {}
         out.append({"run": r.resolve(), "folder": folder, "config": read_student_config(folder),
-                    "train_s": meta.get("train_seconds"), "fingerprint": meta.get("document_fingerprint")})
+                    "train_s": meta.get("train_seconds"), "fingerprint": meta.get("document_fingerprint"),
+                    "utterance_mix": float(meta.get("utterance_mix") or 0.0)})
     return out
 
 
@@ -122,7 +124,8 @@ def run_mix(runs: Sequence[str | Path], out: str | Path = "runs/cast-mix", datas
     for m in members:
         texts = turn_texts(ds, "student", m["config"].get("responses", "last"))
         student = SpladeEncoder(m["folder"], max_length=int(m["config"].get("max_length", 256)))
-        mats.append(student.encode([texts[q] for q in qids]))
+        # a member trained with the utterance term (train.utterance_mix) is that sum, as it was trained
+        mats.append(combine([student.encode([texts[q] for q in qids])], [1.0], utterances, m["utterance_mix"]))
     scored = []
     for ws, alpha in grid:
         vecs = combine(mats, ws, utterances, alpha * sum(ws))
@@ -166,7 +169,8 @@ def _write(out: Path, result: dict, rows: list[dict], members: list[dict], best:
     with atomic_dir(out / "mixture") as tmp:
         write_meta(tmp, MIX_KIND, 1, members=[{"run": str(m["run"]), "weight": w}
                                               for m, w in zip(members, ws, strict=True) if w],
-                   utterance=alpha * sum(ws), document_encoder=document_encoder,
+                   utterance=alpha * sum(ws) + sum(w * m["utterance_mix"] for m, w in zip(members, ws, strict=True)),
+                   document_encoder=document_encoder,
                    document_fingerprint=enc.fingerprint, chosen_on=[set_label(c) for c in CHOICE_SETS],
                    dataset=result["dataset"], choice_ndcg3=best["choice_ndcg3"],
                    grid=[{k: g[k] for k in ("weights", "alpha", "choice nDCG@3")} for g in result["grid"]])

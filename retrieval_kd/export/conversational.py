@@ -104,8 +104,8 @@ def _sources(src: Path) -> tuple[list[tuple[Path, float]], float, str | None, di
         members = [(_student_source(Path(m["run"]))[0], m["weight"]) for m in mix["members"]]
         doc = mix["document_encoder"] or _student_source(Path(mix["members"][0]["run"]))[1]
         return members, mix["utterance"], doc, mix
-    student, doc, meta = _student_source(src)
-    return [(student, 1.0)], 0.0, doc, meta
+    student, doc, meta = _student_source(src)  # a run trained with the utterance term keeps it (train.utterance_mix)
+    return [(student, 1.0)], float(meta.get("utterance_mix") or 0.0), doc, meta
 
 
 def _export_mixture(members: list[tuple[Path, float]], utterance: float, document_encoder: str | None,

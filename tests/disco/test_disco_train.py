@@ -154,3 +154,34 @@ def test_onnx_parity_and_torch_free_serving_path(trained, tmp_path, mini, mini_s
         vec, _ = enc.encode(t["history"], t["utterance"])
         assert np.abs(vec - ref).max() <= 1e-4
         assert idx.search(vec, 10)[0] == idx.search(ref, 10)[0]
+
+
+def test_utterance_mix_trains_a_residual_and_the_run_queries_with_it(trained, train_slice, tmp_path, mini_slice):
+    """`train.utterance_mix`: the batch's query is the student's vector + alpha x the frozen encoder's vector of the
+    utterance (so the same weights give another loss), the run records alpha, and its bundle mixes with it."""
+    import torch
+
+    from retrieval_kd.config import load_config
+    from retrieval_kd.export.conversational import _sources
+    from retrieval_kd.methods.disco.config import DiscoConfig
+    from retrieval_kd.methods.disco.trainer import DiscoTrainer
+
+    sets = [f"data.train={train_slice}", "model.max_length=128", "model.doc_max_length=128", "train.max_steps=2",
+            "train.log_every=1", "train.warmup=0"]
+    base = trained[0]
+    tr = DiscoTrainer(load_config(None, DiscoConfig, [*sets, "train.utterance_mix=0.5"]), progress=False)
+    rows = list(range(8))
+    u = tr.utterances[rows].toarray()
+    assert tr.utterances.shape[0] == len(tr.turns) and (u > 0).sum(1).min() > 0
+    with torch.no_grad():
+        tr.student.model.load_state_dict(base.student.model.state_dict())
+        mixed = tr.batch_loss(rows, np.random.default_rng(1))[1]
+        plain = base.batch_loss(rows, np.random.default_rng(1))[1]
+    assert mixed["q_nnz"] > plain["q_nnz"] and mixed["kl"] != pytest.approx(plain["kl"])
+    tr.fit()
+    run = tr.save(tmp_path / "run")
+    assert json.loads((run / "meta.json").read_text())["utterance_mix"] == 0.5
+    members, utterance, _, _ = _sources(run)
+    assert [w for _, w in members] == [1.0] and utterance == 0.5
+    with pytest.raises(Exception, match="utterance_mix"):
+        load_config(None, DiscoConfig, ["train.utterance_mix=-1"])

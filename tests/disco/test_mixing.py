@@ -129,3 +129,23 @@ def test_cast_mix_refuses_a_dataset_without_a_choice_set(tmp_path, students):
     with pytest.raises(RKDError, match="no choice-set turns"):
         run_mix([students[0]], tmp_path / "out", str(tmp_path / "ds"))
     assert not (tmp_path / "out" / "mixture").exists()
+
+
+def test_a_member_trained_with_the_utterance_term_enters_with_it(tmp_path, mini, students):
+    """A run whose meta says utterance_mix a is scored (and written) as student + a x utterance: alone it gives the
+    figures of the plain student mixed at alpha = a, and its mixture folder carries the weight."""
+    import shutil
+
+    from retrieval_kd.artifacts import read_meta, write_meta
+    from retrieval_kd.bench.cast_mix import run_mix
+
+    data = _two_set_dataset(tmp_path, mini)
+    run = tmp_path / "run"
+    shutil.copytree(students[0], run / "student")
+    write_meta(run, "disco-student", 1, student="student", utterance_mix=0.5, train_seconds=1.0)
+    trained = run_mix([run], tmp_path / "a", str(data), alphas=[0])
+    plain = run_mix([students[0]], tmp_path / "b", str(data), alphas=[0.5])
+    alone = [r for r in trained["grid"][0]["rows"]]
+    mixed = [r for r in plain["grid"] if r["alpha"] == 0.5][0]["rows"]
+    assert [r["nDCG@3"] for r in alone] == [r["nDCG@3"] for r in mixed]
+    assert read_meta(tmp_path / "a" / "mixture")["utterance"] == 0.5

@@ -80,6 +80,9 @@ class TrainConfig(StrictModel):
     l1_weight: float = 0.0
     rep_weight: float = 0.0  # representation term: student vector of the conversation -> teachers' rewrite vector
     rep_loss: Literal["vector_mse", "vector_cosine"] = "vector_mse"
+    # the query is student(conversation) + utterance_mix * SPLADE_doc(utterance) in training and at search time (the
+    # run's meta carries it; rkd eval cast / cast-mix and the bundle mix the same way): the student learns a residual
+    utterance_mix: float = Field(0.0, ge=0.0, le=100.0)
     batching: Literal["random", "conversation"] = "random"  # conversation: neighbouring turns share a batch
     seed: int = 0
     log_every: int = 20

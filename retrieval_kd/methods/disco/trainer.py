@@ -7,6 +7,10 @@ match the teachers' scores for the turn's rewrite(s):
     loss = kl_weight · KL(p_teacher ‖ softmax(s_student / T)) + infonce_weight · InfoNCE(s_student, top teacher doc)
            + flops_weight · FLOPS(q) + l1_weight · L1(q) + rep_weight · rep(q, q_teacher)
 
+With `train.utterance_mix` α the query is q = student(conversation) + α · SPLADE_doc(utterance) in every term
+above (the utterance's vector is frozen, so the student learns a residual: what the utterance lacks); the run's
+meta.json records α, and `rkd eval cast`, `rkd eval cast-mix` and the bundle query with the same sum.
+
 rep (`rep_loss`: vector_mse | vector_cosine) pulls the student's SPLADE vector of the conversation towards the
 teachers' SPLADE vector of the rewrite (the mean over the teachers that have one: ConvDR-style representation
 distillation), on the vocabulary rows the batch's documents or rewrites use (the rows the student is decoded on).
@@ -118,6 +122,8 @@ class DiscoTrainer:
                                      responses=cfg.model.responses, segments=cfg.model.segments,
                                      pool=cfg.model.pool)
         self.texts = [self.student.text(t["history"], t["utterance"]) for t in turns]
+        self.utterances = encode_cached(self.encoder, [t["utterance"] for t in turns], "utterances",
+                                        show_progress=progress) if cfg.train.utterance_mix else None
         self.student_ranks = None
         if cfg.candidates.student_ranges:  # documents the untrained student wrongly favours, scored by the teachers
             init = SpladeEncoder(self.student.path, max_length=cfg.model.max_length, segments=cfg.model.segments,
@@ -175,6 +181,8 @@ class DiscoTrainer:
         dev = self.student.device
         dsub = torch.from_numpy(dmat[:, sub].toarray()).to(dev)
         q = self.student.forward([self.texts[r] for r in rows], torch.from_numpy(sub).to(dev))
+        if self.utterances is not None:  # the frozen utterance term: the student learns what it lacks
+            q = q + t.utterance_mix * torch.from_numpy(self.utterances[rows][:, sub].toarray()).to(dev)
         s = q @ dsub.T
         m = torch.from_numpy(mask).to(s.device)
         p = torch.from_numpy(target).to(s.device)  # the teachers' distribution over each turn's candidates
@@ -245,6 +253,7 @@ class DiscoTrainer:
                        teachers=[t.model_dump() for t in self.cfg.teachers], aggregation=self.cfg.aggregation,
                        train_turns=len(self.turns), train_collections=self.cfg.data.collections,
                        steps=self.log[-1]["step"] if self.log else 0, train_seconds=round(self.seconds, 1),
+                       utterance_mix=self.cfg.train.utterance_mix,
                        how="DiSCo distillation of rewrite teachers into a conversational SPLADE query encoder")
             (tmp / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
             (tmp / "run_info.json").write_text(json.dumps(run_info(cfg), indent=2, default=str) + "\n")
