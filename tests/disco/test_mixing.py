@@ -149,3 +149,33 @@ def test_a_member_trained_with_the_utterance_term_enters_with_it(tmp_path, mini,
     mixed = [r for r in plain["grid"] if r["alpha"] == 0.5][0]["rows"]
     assert [r["nDCG@3"] for r in alone] == [r["nDCG@3"] for r in mixed]
     assert read_meta(tmp_path / "a" / "mixture")["utterance"] == 0.5
+
+
+def test_rkd_eval_cast_scores_a_residual_run_with_its_utterance_term(tmp_path, mini, students):
+    """`bench.cast.train_and_score` (rkd eval cast / cast-ablations) reads a run's utterance_mix: its row equals the
+    plain student mixed at that alpha by cast-mix, and differs from the plain student's row."""
+    import shutil
+
+    from retrieval_kd import datasets
+    from retrieval_kd.artifacts import write_meta
+    from retrieval_kd.bench.cast import split_queries, train_and_score
+    from retrieval_kd.bench.cast_mix import run_mix
+    from retrieval_kd.config import load_config
+    from retrieval_kd.index.impact import ImpactIndex
+    from retrieval_kd.methods.disco.config import DiscoConfig
+    from retrieval_kd.teachers.splade import SpladeEncoder
+
+    data = _two_set_dataset(tmp_path, mini)
+    ds = datasets.load(str(data))
+    enc = SpladeEncoder(None)
+    index = ImpactIndex.build(enc.encode(ds.doc_texts), ds.doc_ids, enc.vocab)
+    cfg = load_config(None, DiscoConfig, ["model.max_length=64"])
+    rows = {}
+    for alpha in (0.0, 1.0):
+        run = tmp_path / f"run{alpha}"
+        shutil.copytree(students[0], run / "student")
+        write_meta(run, "disco-student", 1, student="student", utterance_mix=alpha, train_seconds=1.0)
+        rows[alpha] = [r["nDCG@3"] for r in train_and_score(cfg, "x", run, ds, split_queries(ds), index, reuse=True)]
+    mixed = next(g for g in run_mix([students[0]], tmp_path / "m", str(data), alphas=[1.0])["grid"]
+                 if g["alpha"] == 1.0)
+    assert rows[1.0] == [r["nDCG@3"] for r in mixed["rows"]] and rows[1.0] != rows[0.0]
