@@ -33,7 +33,7 @@ from retrieval_kd.bench.cast import (
 )
 from retrieval_kd.paths import run_path
 
-REFERENCE_TEXTS = {"raw": "raw", "history": "history", "teacher": "manual"}  # BASELINES key -> turn text kind
+REFERENCE_TEXTS = {"history": "history", "teacher": "manual"}  # BASELINES key -> turn text kind (raw: below)
 
 
 def candidates(n_members: int, weights: Sequence[float], alphas: Sequence[float]) -> list[tuple[tuple[float, ...], float]]:
@@ -114,12 +114,13 @@ def run_mix(runs: Sequence[str | Path], out: str | Path = "runs/cast-mix", datas
                        "cannot choose a mixture")
     enc = _document_encoder(members, document_encoder)
     index = ImpactIndex.build(encode_cached(enc, ds.doc_texts, "corpus"), ds.doc_ids, enc.vocab)
-    refs = []
+    raw = turn_texts(ds, "raw")
+    qids = list(raw)
+    utterances = enc.encode([raw[q] for q in qids])  # the raw reference row and every mixture's utterance term
+    refs = score_rows(BASELINES["raw"], index.search_run(qids, utterances, 100), ds, splits)
     for key, kind in REFERENCE_TEXTS.items():
         refs += score_rows(BASELINES[key], sparse_run(enc, index, turn_texts(ds, kind)), ds, splits,
                            covered_only=kind in REWRITES)
-    qids = list(turn_texts(ds, "raw"))
-    utterances = enc.encode([turn_texts(ds, "raw")[q] for q in qids])
     mats = []
     for m in members:
         texts = turn_texts(ds, "student", m["config"].get("responses", "last"))

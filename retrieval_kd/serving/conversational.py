@@ -53,7 +53,6 @@ class ConversationalSearcher(Searcher):
         mixing = manifest.get("mixing") or {"members": [{"dir": ENCODER_DIR, "weight": 1.0}], "utterance": None}
         self.members = [self._encoder(m["dir"]) for m in mixing["members"]]
         self.weights = [float(m["weight"]) for m in mixing["members"]]
-        self.encoder = self.members[0]
         utt = mixing.get("utterance")
         self.utterance = self._encoder(utt["dir"]).encoder if utt else None
         self.utterance_weight = float(utt["weight"]) if utt else 0.0

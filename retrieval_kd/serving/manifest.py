@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from retrieval_kd.errors import BundleError
+from retrieval_kd.methods.disco.mixing import MAX_WEIGHT
 from retrieval_kd.serving.runtime import MAX_LENGTH
 
 FORMAT_VERSION = 1
@@ -122,7 +123,7 @@ class MedicalManifest(Manifest):
 
 class MixingMember(_Section):
     dir: RelPath
-    weight: float = Field(ge=0.0, le=100.0)
+    weight: float = Field(ge=0.0, le=MAX_WEIGHT)
 
 
 class MixingSection(_Section):

@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from retrieval_kd.config import RunPath, StrictModel
+from retrieval_kd.methods.disco.mixing import MAX_WEIGHT
 
 
 class DataConfig(StrictModel):
@@ -82,7 +83,7 @@ class TrainConfig(StrictModel):
     rep_loss: Literal["vector_mse", "vector_cosine"] = "vector_mse"
     # the query is student(conversation) + utterance_mix * SPLADE_doc(utterance) in training and at search time (the
     # run's meta carries it; rkd eval cast / cast-mix and the bundle mix the same way): the student learns a residual
-    utterance_mix: float = Field(0.0, ge=0.0, le=100.0)
+    utterance_mix: float = Field(0.0, ge=0.0, le=MAX_WEIGHT)
     batching: Literal["random", "conversation"] = "random"  # conversation: neighbouring turns share a batch
     seed: int = 0
     log_every: int = 20
