@@ -143,3 +143,50 @@ def test_utterance_pooling_in_torch_and_in_the_onnx_graph(splade_path, tmp_path)
     assert (q[0] > 0).sum() < (full[0] > 0).sum()  # the context's own terms are not pooled
     info = export_student_onnx(run, tmp_path / "onnx", parity_texts=texts)
     assert info["pool"] == "utterance" and info["parity_max_abs_diff"] <= 1e-4
+
+
+def test_context_negatives_are_the_turns_own_last_responses(mini_slice, tmp_path, shared_data):
+    """candidates.context 1: each turn's last system response is one of its candidates, as a document vector of the
+    frozen encoder (appended once when it is not a pool document), never in the teachers' rankings; off by default."""
+    import pydantic
+
+    from retrieval_kd import datasets
+    from retrieval_kd.config import load_config
+    from retrieval_kd.data.dataset import Dataset
+    from retrieval_kd.methods.disco.config import DiscoConfig
+    from retrieval_kd.methods.disco.trainer import DiscoTrainer
+
+    train = datasets.load("cast-train")
+    mini = datasets.load("cast-mini")
+    convs = [c for c in train.conversations if c["collection"] == "cast2022"][:1]
+    said = [" ".join(h["text"].split()) for t in convs[0]["turns"] for h in t["history"] if h.get("role") == "system"]
+    said = list(dict.fromkeys(x for x in said if x))
+    in_pool = {said[0]}  # one response is a pool document (its row is reused), the others are appended
+    docs = [d for d in mini.corpus if d["id"] in set(mini_slice[0]) and " ".join(d["contents"].split()) not in said]
+    docs.append({"id": "response-0", "contents": said[0]})
+    path = Dataset("tiny-ctx", docs, {}, {}, convs, {"rel_threshold": 1}).save(tmp_path / "t")
+    base = [f"data.train={path}", "data.collections=[cast2022]", "model.max_length=64", "model.doc_max_length=128",
+            "candidates.in_batch=false"]
+    tr = DiscoTrainer(load_config(None, DiscoConfig, [*base, "candidates.context=1"]), progress=False)
+    n_pool = len(docs)
+    assert tr.docs.shape[0] == n_pool + len(said) - 1 and int(tr.ranks.max()) < n_pool  # appended: never ranked
+    last = [next((h["text"] for h in reversed(t["history"]) if h.get("role") == "system" and h.get("text")), None)
+            for t in tr.turns]
+    assert any(x is None for x in last) and sum(x is not None for x in last) >= 3
+    rng = np.random.default_rng(0)
+    for r, text in enumerate(last):
+        assert len(tr.context[r]) == (text is not None)
+        if text is None:
+            continue
+        row = tr.context[r][0]
+        assert (row == n_pool - 1) == (" ".join(text.split()) in in_pool)  # the pool's own row, else an appended one
+        want = tr.encoder.encode([" ".join(text.split())], show_progress=False)
+        assert abs(tr.docs[row] - want).max() < 1e-4  # the response's own document vector
+        cand, mask = tr._candidates([r], rng)
+        assert mask[0, cand.index(row)]  # scored on it
+    _, parts = tr.batch_loss(list(range(4)), rng)
+    assert np.isfinite(parts["loss"])
+    off = DiscoTrainer(load_config(None, DiscoConfig, base), progress=False)
+    assert off.docs.shape[0] == n_pool and all(c == [] for c in off.context)
+    with pytest.raises(pydantic.ValidationError, match="context"):
+        DiscoConfig.model_validate({"candidates": {"context": -1}})

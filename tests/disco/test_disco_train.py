@@ -185,3 +185,28 @@ def test_utterance_mix_trains_a_residual_and_the_run_queries_with_it(trained, tr
     assert [w for _, w in members] == [1.0] and utterance == 0.5
     with pytest.raises(Exception, match="utterance_mix"):
         load_config(None, DiscoConfig, ["train.utterance_mix=-1"])
+
+
+def test_data_repeat_weights_a_collection_in_each_epoch(trained):
+    """data.repeat {collection: k}: its turns come k times per epoch (epoch length and order); names and values
+    are checked."""
+    import pydantic
+
+    from retrieval_kd.methods.disco.config import DataConfig
+
+    tr = trained[0]
+    colls = [t["collection"] for t in tr.turns]
+    assert tr._epoch() == list(range(len(tr.turns)))  # default: every turn once
+    tr.cfg.data.repeat = {"cast2020": 3}
+    try:
+        epoch = tr._epoch()
+        assert len(epoch) == len(tr.turns) + 2 * colls.count("cast2020") and colls.count("cast2020") > 0
+        order = tr._order(np.random.default_rng(0))
+        assert sorted(order.tolist()) == sorted(epoch)
+        assert all(order.tolist().count(i) == (3 if c == "cast2020" else 1) for i, c in enumerate(colls))
+    finally:
+        tr.cfg.data.repeat = {}
+    with pytest.raises(pydantic.ValidationError, match="data.repeat.ikat2024"):
+        DataConfig(collections=["cast2019"], repeat={"ikat2024": 2})
+    with pytest.raises(pydantic.ValidationError, match="whole number"):
+        DataConfig(collections=["cast2019"], repeat={"cast2019": 0})

@@ -10,19 +10,25 @@ from retrieval_kd.methods.disco.mixing import MAX_WEIGHT
 
 
 class DataConfig(StrictModel):
-    """Training and evaluation datasets, the training collections, per-collection samples and a turn limit."""
+    """Training and evaluation datasets, the training collections, per-collection samples and repeats, a turn
+    limit."""
 
     train: str = "cast-train"
     eval: str = "cast-mini"
     collections: list[str] = ["cast2019", "cast2020", "cast2022"]
     sample: dict[str, int] = {}  # collection -> at most this many of its turns, drawn at random (seed train.seed)
+    repeat: dict[str, int] = {}  # collection -> its turns come this many times per epoch (a small set weighted up)
     max_turns: int | None = None
 
     @model_validator(mode="after")
     def _sample_names_collections(self) -> DataConfig:
-        unknown = sorted(set(self.sample) - set(self.collections))
-        if unknown:
-            raise ValueError(f"data.sample.{unknown[0]}: not one of data.collections {self.collections}")
+        for key in ("sample", "repeat"):
+            unknown = sorted(set(getattr(self, key)) - set(self.collections))
+            if unknown:
+                raise ValueError(f"data.{key}.{unknown[0]}: not one of data.collections {self.collections}")
+        bad = sorted(k for k, v in self.repeat.items() if v < 1)
+        if bad:
+            raise ValueError(f"data.repeat.{bad[0]}: must be a whole number >= 1, got {self.repeat[bad[0]]}")
         return self
 
 
@@ -62,6 +68,9 @@ class CandidatesConfig(StrictModel):
 
     ranges: list[tuple[int, int, int]] = [(0, 1, 1), (1, 20, 4), (20, 100, 3)]
     student_ranges: list[tuple[int, int, int]] = []  # from the untrained student's ranking of its own input
+    # the turn's own last `context` system responses (its history's), as documents of the frozen encoder: context
+    # negatives, scored by the teachers like any candidate, so the student does not echo what it reads
+    context: int = Field(0, ge=0)
     in_batch: bool = True
 
 

@@ -16,7 +16,9 @@ teachers' SPLADE vector of the rewrite (the mean over the teachers that have one
 distillation), on the vocabulary rows the batch's documents or rewrites use (the rows the student is decoded on).
 
 Candidates of a turn: documents sampled from configurable rank ranges of each teacher's ranking (hard
-negatives; `[start, end, n]`), and with `in_batch` the other turns' candidates too. Teacher scores are computed
+negatives; `[start, end, n]`), with `context` N the turn's own last N system responses (context negatives: the
+text the student reads, as documents; a response already in the pool is that pool document), and with `in_batch`
+the other turns' candidates too. Teacher scores are computed
 online for every (turn, candidate) pair; `teachers.rewrites.aggregate` merges several teachers.
 Evaluation conversations are never trained on: turn ids shared with the evaluation dataset are an error.
 The terms are `retrieval_kd.losses`' kl and infonce (target="probs": the teachers give a distribution),
@@ -131,6 +133,7 @@ class DiscoTrainer:
             q = encode_cached(init, self.texts, f"student-input:{cfg.model.responses}", show_progress=progress)
             d = max(hi for _, hi, _ in cfg.candidates.student_ranges)
             self.student_ranks = RewriteTeachers.rank(q, self.docs, d)
+        self.context = self._context_documents(turns, cfg.candidates.context)  # after every ranking
         self.log: list[dict] = []
 
     def _init(self, turns: list[dict], rewrites: list[dict[str, str]]):
@@ -148,10 +151,38 @@ class DiscoTrainer:
         return splade_init(texts + list(self.train_ds.doc_texts), m.init, self.encoder,
                            log=print if self.progress else (lambda s: None))
 
+    def _context_documents(self, turns: list[dict], n: int) -> list[list[int]]:
+        """Per turn, the document rows of its last `n` system responses; responses that are not pool documents
+        are encoded once and appended to the document matrix (after the teachers' rankings: never ranked)."""
+        if not n:
+            return [[] for _ in turns]
+        import scipy.sparse as sp
+
+        from retrieval_kd.teachers.splade import encode_cached
+
+        row = {" ".join(text.split()): i for i, text in enumerate(self.train_ds.doc_texts)}
+        extra: list[str] = []
+        out = []
+        for t in turns:
+            said = [" ".join(str(h.get("text", "")).split()) for h in t["history"]
+                    if h.get("role", "user") in ("system", "assistant")]
+            mine = []
+            for text in [x for x in said if x][-n:]:
+                if text not in row:
+                    row[text] = len(self.train_ds.doc_texts) + len(extra)
+                    extra.append(text)
+                mine.append(row[text])
+            out.append(mine)
+        if extra:
+            mat = encode_cached(self.encoder, extra, "context-responses", show_progress=self.progress)
+            self.docs = sp.vstack([self.docs, mat], format="csr")
+        return out
+
     def _candidates(self, rows: list[int], rng: np.random.Generator) -> tuple[list[int], np.ndarray]:
         """The batch's candidate documents and the mask [B, C] of those each turn is scored on."""
         cfg = self.cfg
-        own = [sample_candidates(self.ranks[:, r], cfg.candidates.ranges, rng) for r in rows]
+        own = [list(dict.fromkeys(sample_candidates(self.ranks[:, r], cfg.candidates.ranges, rng) + self.context[r]))
+               for r in rows]
         if self.student_ranks is not None:
             own = [list(dict.fromkeys(o + sample_candidates(self.student_ranks[r][None], cfg.candidates.student_ranges,
                                                             rng))) for o, r in zip(own, rows, strict=True)]
@@ -198,19 +229,26 @@ class DiscoTrainer:
                  "rep": rep.item(), "q_nnz": float((q > 0).sum(-1).float().mean()), "candidates": len(cand)}
         return loss, parts
 
+    def _epoch(self) -> list[int]:
+        """One epoch's turn indices: every turn once, a turn of a `data.repeat` collection that many times."""
+        rep = self.cfg.data.repeat
+        return [i for i, t in enumerate(self.turns) for _ in range(rep.get(t["collection"], 1))]
+
     def _order(self, rng: np.random.Generator) -> np.ndarray:
         """One epoch's turn order: shuffled turns, or shuffled conversations with their turns kept together."""
+        epoch = self._epoch()
         if self.cfg.train.batching == "random":
-            return rng.permutation(len(self.turns))
+            return np.array(epoch, dtype=np.int64)[rng.permutation(len(epoch))] if self.cfg.data.repeat \
+                else rng.permutation(len(self.turns))  # without repeats: the order earlier runs were trained in
         groups: dict[str, list[int]] = {}
-        for i, t in enumerate(self.turns):
-            groups.setdefault(t["conversation"], []).append(i)
+        for i in epoch:
+            groups.setdefault(self.turns[i]["conversation"], []).append(i)
         keys = list(groups)
         return np.array([i for k in rng.permutation(len(keys)) for i in groups[keys[k]]], dtype=np.int64)
 
     def _rows(self, rng: np.random.Generator):
         """Endless batches of turn indices: epochs of `_order`, a new order when the next batch would not fit."""
-        bs, n = self.cfg.train.batch_size, len(self.turns)
+        bs, n = self.cfg.train.batch_size, len(self._epoch())
         order, pos = self._order(rng), 0
         while True:
             if pos + bs > n:
@@ -227,7 +265,7 @@ class DiscoTrainer:
         t = self.cfg.train
         torch.manual_seed(t.seed)
         rng = np.random.default_rng(t.seed)
-        per_epoch = max(1, int(np.ceil(len(self.turns) / t.batch_size)))
+        per_epoch = max(1, int(np.ceil(len(self._epoch()) / t.batch_size)))
         steps = t.max_steps or max(1, int(round(t.epochs * per_epoch)))
         opt = torch.optim.AdamW(self.student.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         sched = make_scheduler(opt, "linear", int(t.warmup * steps), steps)
