@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 MEASURES = ("nDCG@3", "RR", "R@10", "R@100")
 REWRITES = ("automatic", "manual")  # turn texts that a topic file may lack (their rows cover the turns that have one)
-EVAL_SETS = {"cast2021": "CAsT 2021", "ikat2023": "iKAT 2023", "ikat2025": "iKAT 2025"}
+EVAL_SETS = {"cast2021": "CAsT 2021", "ikat2023": "iKAT 2023", "ikat2024": "iKAT 2024", "ikat2025": "iKAT 2025"}
 CHOICE_SETS = ("cast2021",)  # settings are chosen on these; every other set only reports (`role` column)
 BASELINES = {"raw": "SPLADE: raw utterance", "history": "SPLADE: whole history concatenated",
              "teacher": "SPLADE: human rewrite (teacher bound)"}  # what each student is paired against

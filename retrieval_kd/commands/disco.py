@@ -1,5 +1,5 @@
-"""DiSCo commands: train disco, index impact|lucene-impact, export disco|disco-bundle, eval cast-ablations|cast-mix
-(eval cast: commands/bench)."""
+"""DiSCo commands: train disco, index impact|lucene-impact, export disco|disco-bundle, eval
+cast-ablations|cast-mix|cast-dev (eval cast: commands/bench)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -130,6 +130,23 @@ def eval_cast_mix(
     res = run_mix([run_dir, *more], out, dataset, split_floats(weights, "--weights"), split_floats(alphas, "--alphas"),
                   document_encoder, command_line(ctx))
     typer.echo(f"chosen on the choice set: {res['chosen']['name']} -> {out}/mixture")
+
+
+@eval_app.command("cast-dev")
+def eval_cast_dev(
+    ctx: typer.Context,
+    runs: list[Path] = typer.Argument(..., help="DiSCo run folders (rkd train disco) never trained on the dataset"),
+    alphas: str = typer.Option("0,0.25", help="utterance shares: each run alone (0) and with alpha*SPLADE(utterance)"),
+    dataset: str = typer.Option("ikat2024-dev", "--dataset", "-d", help="development dataset (conversations + qrels)"),
+    document_encoder: str | None = typer.Option(None, help="SPLADE document encoder folder (default SPLADE-tiny)"),
+    out: str = typer.Option("runs/cast-dev", help="folder for table.md and results.json"),
+) -> None:
+    """Students on a development set beside raw / history / teacher, with echo@1 (top document = the previous
+    turn's); nothing is chosen."""
+    from retrieval_kd.bench.cast_dev import run_dev
+    from retrieval_kd.commands.options import command_line, split_floats
+
+    run_dev(runs, out, dataset, split_floats(alphas, "--alphas"), document_encoder, command_line(ctx))
 
 
 @bench_app.command("conversational")

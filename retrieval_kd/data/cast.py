@@ -16,6 +16,7 @@ Registered datasets:
               document per CANARD dialogue (no evaluation turn, rewrite or judgement; no qrels)
   cast-eval   cast-mini + iKAT 2025 turns judged against their own responses (see `ikat_response_set`)
   disco-train CAsT 2019/2020/2022, CANARD dev + train, iKAT 2024 over a pool without any cast-eval judged passage
+  ikat2024-dev iKAT 2024 judged by its own responses over cast-eval's corpus + them (development, `ikat2024_dev`)
 
 Repaired quirks: a 2022 provenance entry split in two ("MARCO_16_1884092099", "-2" -> "MARCO_16_1884092099-2",
 the fix of treccastweb PR #14); a 2021 canonical id given to two different passages (the second gets "#b").
@@ -352,6 +353,16 @@ def cast_eval(root: Path) -> Dataset:
             "collections": {c: sum(len(x["turns"]) for x in convs + conv25 if x["collection"] == c)
                             for c in DISCO_EVAL}}
     return Dataset("cast-eval", corpus + c25, _queries(convs + conv25), {**qrels, **q25}, convs + conv25, meta)
+
+
+@register("ikat2024-dev", raw=RAW, version=1, description="iKAT 2024 judged by its own responses over cast-eval's corpus")
+def ikat2024_dev(root: Path) -> Dataset:
+    """iKAT 2024 (`ikat_response_set`) over the cast-eval corpus + the 2024 responses: a development set shaped like
+    iKAT 2025, for diagnosing students that never trained on iKAT 2024 (disco-train holds its turns)."""
+    c24, conv24, q24 = ikat_response_set(root, "ikat2024")
+    meta = {"source": "cast-eval corpus + iKAT 2024 topics (shared/data/cast)", "rel_threshold": 1,
+            "build": " ".join(ikat2024_dev.__doc__.split()), "collections": {"ikat2024": len(q24)}}
+    return Dataset("ikat2024-dev", cast_eval(root).corpus + c24, _queries(conv24), q24, conv24, meta)
 
 
 def keyword_documents(convs: list[Conversation], prefix: str) -> list[dict[str, Any]]:

@@ -104,3 +104,15 @@ def test_sample_turns_and_its_config_check():
     assert [t["id"] for t in kept[:3]] == sorted((t["id"] for t in kept[:3]), key=lambda x: int(x[1:]))
     with pytest.raises(ConfigError, match=r"data.sample.canard_train: not one of data.collections"):
         load_config(None, DiscoConfig, ["data.sample={canard_train: 10}"])
+
+
+def test_ikat2024_dev_is_judged_by_its_own_responses_over_the_cast_eval_corpus(shared_data):
+    from retrieval_kd import datasets
+
+    ev, dev = datasets.load("cast-eval"), datasets.load("ikat2024-dev")
+    assert {c["collection"] for c in dev.conversations} == {"ikat2024"} and len(dev.conversations) == 17
+    assert len(dev.qrels) == 191 and set(ev.doc_ids) < set(dev.doc_ids)
+    assert len(dev.doc_ids) - len(ev.doc_ids) == sum(1 for c in dev.conversations for t in c["turns"] if t["response"])
+    for q, rel in dev.qrels.items():  # each judged turn: its own response, a document of the set
+        (doc,) = rel
+        assert doc.startswith("IKAT-RESPONSE_2024_") and doc.endswith("_" + q.split("_", 1)[1])

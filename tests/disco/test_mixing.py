@@ -179,3 +179,44 @@ def test_rkd_eval_cast_scores_a_residual_run_with_its_utterance_term(tmp_path, m
     mixed = next(g for g in run_mix([students[0]], tmp_path / "m", str(data), alphas=[1.0])["grid"]
                  if g["alpha"] == 1.0)
     assert rows[1.0] == [r["nDCG@3"] for r in mixed["rows"]] and rows[1.0] != rows[0.0]
+
+
+def test_echo_rate_hand_computed():
+    """echo@1: the top document is relevant to the previous turn and not to this one; turns after an unjudged (or
+    first) turn are not counted."""
+    from retrieval_kd.bench.cast_dev import echo_rate, previous_turns
+    from retrieval_kd.data.dataset import Dataset
+
+    turns = [{"id": f"t{i}", "utterance": f"u{i}", "history": []} for i in range(5)]
+    qrels = {"t0": {"a": 1}, "t1": {"b": 1}, "t2": {"b": 1, "c": 1}, "t4": {"d": 1}}
+    ds = Dataset("e", [{"id": x, "contents": x} for x in "abcd"], {t["id"]: t["utterance"] for t in turns}, qrels,
+                 [{"id": "c", "turns": turns}], {"rel_threshold": 1})
+    assert previous_turns(ds) == {"t1": "t0", "t2": "t1", "t3": "t2", "t4": "t3"}
+    run = {"t1": {"a": 2.0, "b": 1.0},  # echoes t0's document
+           "t2": {"b": 3.0},  # relevant to t1 but also to t2: not an echo
+           "t3": {"c": 1.0},  # echoes t2's (t3 is unjudged but has a judged previous turn)
+           "t4": {"d": 1.0}}  # previous turn t3 has no relevant document: not counted
+    assert echo_rate(run, ds, ["t1", "t2", "t3", "t4"]) == (2 / 3, 3)
+    assert echo_rate({}, ds, ["t1"]) == (0.0, 1)
+
+
+def test_cast_dev_scores_runs_beside_the_references_and_refuses_one_trained_on_the_set(tmp_path, mini, students,
+                                                                                      capsys):
+    import shutil
+
+    from retrieval_kd.artifacts import write_meta
+    from retrieval_kd.bench.cast_dev import run_dev
+    from retrieval_kd.errors import ConfigError
+
+    data = _two_set_dataset(tmp_path, mini)
+    res = run_dev([students[0]], tmp_path / "out", str(data), alphas=[0, 0.5])
+    queries = {r["query"] for r in res["rows"]}
+    assert {"SPLADE: raw utterance", "SPLADE: human rewrite (teacher bound)", "a", "a + 0.5*utterance"} <= queries
+    assert all(0.0 <= r["echo@1"] <= 1.0 and r["echo turns"] >= 1 for r in res["rows"])
+    assert {p["query"] for p in res["paired"]} == {"a", "a + 0.5*utterance"}
+    assert "echo@1" in capsys.readouterr().out and (tmp_path / "out" / "table.md").exists()
+    run = tmp_path / "run"
+    shutil.copytree(students[0], run / "student")
+    write_meta(run, "disco-student", 1, student="student", train_collections=["cast2019", "ikat2023"])
+    with pytest.raises(ConfigError, match="trained on ikat2023"):
+        run_dev([run], tmp_path / "out2", str(data))
