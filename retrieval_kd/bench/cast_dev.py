@@ -21,9 +21,6 @@ from retrieval_kd.bench.cast import (
     paired_rows,
     score_rows,
     set_label,
-    sparse_run,
-    split_queries,
-    turn_texts,
 )
 from retrieval_kd.paths import run_path
 
@@ -61,53 +58,35 @@ def _rows(name: str, run: dict, ds: Any, splits: dict[str, list[str]], extra: di
     return rows
 
 
-def _check_not_trained_on(run: Path, meta: dict, ds: Any) -> None:
+def _check_not_trained_on(m: dict[str, Any], ds: Any) -> None:
     from retrieval_kd.errors import ConfigError
 
-    collections = {c.get("collection") for c in ds.conversations}
-    seen = sorted(collections & set(meta.get("train_collections") or []))
+    seen = sorted({c.get("collection") for c in ds.conversations} & set(m["train_collections"]))
     if seen:
-        raise ConfigError(f"{run}: trained on {', '.join(seen)}, a collection of {ds.name}: not a development check")
+        raise ConfigError(f"{m['run']}: trained on {', '.join(seen)}, a collection of {ds.name}: "
+                          "not a development check")
 
 
 def run_dev(runs: Sequence[str | Path], out: str | Path = "runs/cast-dev", dataset: str = "ikat2024-dev",
             alphas: Sequence[float] = (0.0, 0.25), document_encoder: str | None = None,
             command: str = "rkd eval cast-dev") -> dict[str, Any]:
     """Score each run (alone and with each utterance share) beside the references; print and write the tables."""
-    from retrieval_kd.artifacts import read_meta
-    from retrieval_kd.bench.cast_mix import _document_encoder, _members
-    from retrieval_kd.datasets import load
+    from retrieval_kd.bench.cast_mix import Scoring
     from retrieval_kd.evaluate import format_table
-    from retrieval_kd.index.impact import ImpactIndex
     from retrieval_kd.methods.disco.mixing import check_weight, combine
-    from retrieval_kd.teachers.splade import SpladeEncoder, encode_cached
-    from retrieval_kd.threads import set_threads
     from retrieval_kd.utils import run_info, write_json
 
     alphas = [check_weight(a, "--alphas") for a in alphas]
-    members = _members(runs)
-    set_threads()
-    ds = load(dataset)
-    splits = split_queries(ds)
-    for m in members:
-        meta = read_meta(m["run"]) if m["folder"] != m["run"] else {}
-        _check_not_trained_on(m["run"], meta, ds)
-    enc = _document_encoder(members, document_encoder)
-    index = ImpactIndex.build(encode_cached(enc, ds.doc_texts, "corpus"), ds.doc_ids, enc.vocab)
-    raw = turn_texts(ds, "raw")
-    qids = list(raw)
-    utterances = enc.encode([raw[q] for q in qids])
-    rows = _rows(BASELINES["raw"], index.search_run(qids, utterances, 100), ds, splits)
-    for key, kind in (("history", "history"), ("teacher", "manual")):
-        rows += _rows(BASELINES[key], sparse_run(enc, index, turn_texts(ds, kind)), ds, splits,
-                      covered_only=kind == "manual")
-    for m in members:
-        texts = turn_texts(ds, "student", m["config"].get("responses", "last"))
-        student = SpladeEncoder(m["folder"], max_length=int(m["config"].get("max_length", 256)))
-        vec = combine([student.encode([texts[q] for q in qids])], [1.0], utterances, m["utterance_mix"])
+    sc = Scoring(runs, dataset, document_encoder)
+    ds, splits = sc.ds, sc.splits
+    for m in sc.members:
+        _check_not_trained_on(m, ds)
+    rows = [r for name, run, covered in sc.references() for r in _rows(name, run, ds, splits, covered_only=covered)]
+    for m in sc.members:
+        vec = sc.member_vectors(m)
         for a in alphas:
             name = m["run"].name + (f" + {a:g}*utterance" if a else "")
-            rows += _rows(name, index.search_run(qids, combine([vec], [1.0], utterances, a), 100), ds, splits,
+            rows += _rows(name, sc.search(combine([vec], [1.0], sc.utterances, a)), ds, splits,
                           {"train_s": m["train_s"]})
     paired = paired_rows(rows)
     table = format_table(rows, ["set", "query", *MEASURES, "echo@1", "echo turns", "turns"])
@@ -116,7 +95,7 @@ def run_dev(runs: Sequence[str | Path], out: str | Path = "runs/cast-dev", datas
             f"nDCG@3 paired with each baseline (diff [95% CI] wins/ties/losses):\n\n{ptable}\n")
     print(f"\n{text}")
     out = Path(run_path(out))
-    result = {"command": command, "dataset": dataset, "runs": [str(m["run"]) for m in members],
+    result = {"command": command, "dataset": dataset, "runs": [str(m["run"]) for m in sc.members],
               "rows": [{k: v for k, v in r.items() if k != "_pq"} for r in rows], "paired": paired}
     write_json(out / "results.json", {**result, "run_info": run_info()})
     (out / "table.md").write_text(text, encoding="utf-8")

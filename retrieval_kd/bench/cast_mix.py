@@ -70,7 +70,8 @@ def _members(runs: Sequence[str | Path]) -> list[dict[str, Any]]:
         meta = read_meta(r) if folder != r else {}
         out.append({"run": r.resolve(), "folder": folder, "config": read_student_config(folder),
                     "train_s": meta.get("train_seconds"), "fingerprint": meta.get("document_fingerprint"),
-                    "utterance_mix": float(meta.get("utterance_mix") or 0.0)})
+                    "utterance_mix": float(meta.get("utterance_mix") or 0.0),
+                    "train_collections": list(meta.get("train_collections") or [])})
     return out
 
 
@@ -87,6 +88,53 @@ def _document_encoder(members: list[dict[str, Any]], document_encoder: str | Non
     return enc
 
 
+class Scoring:
+    """What scoring runs over a dataset needs, built once: the members, the dataset and its evaluation sets, the
+    frozen document encoder and impact index, the turn ids and their raw utterances' vectors."""
+
+    def __init__(self, runs: Sequence[str | Path], dataset: str, document_encoder: str | None = None,
+                 require_choice: bool = False):
+        from retrieval_kd.datasets import load
+        from retrieval_kd.errors import RKDError
+        from retrieval_kd.index.impact import ImpactIndex
+        from retrieval_kd.teachers.splade import encode_cached
+        from retrieval_kd.threads import set_threads
+
+        self.members = _members(runs)
+        set_threads()
+        self.ds = load(dataset)
+        self.splits = split_queries(self.ds)
+        if require_choice and not any(c in CHOICE_SETS for c in self.splits):  # before any encoding
+            raise RKDError(f"{dataset}: no choice-set turns ({', '.join(map(set_label, CHOICE_SETS))}); "
+                           "cannot choose a mixture")
+        self.enc = _document_encoder(self.members, document_encoder)
+        self.index = ImpactIndex.build(encode_cached(self.enc, self.ds.doc_texts, "corpus"), self.ds.doc_ids,
+                                       self.enc.vocab)
+        raw = turn_texts(self.ds, "raw")
+        self.qids = list(raw)
+        self.utterances = self.enc.encode([raw[q] for q in self.qids])  # the raw row and every utterance term
+
+    def references(self) -> list[tuple[str, dict, bool]]:
+        """(row name, run, covered_only) of raw, history and teacher; raw searches the utterance vectors."""
+        out = [(BASELINES["raw"], self.index.search_run(self.qids, self.utterances, 100), False)]
+        for key, kind in REFERENCE_TEXTS.items():
+            out.append((BASELINES[key], sparse_run(self.enc, self.index, turn_texts(self.ds, kind)), kind in REWRITES))
+        return out
+
+    def member_vectors(self, m: dict[str, Any]):
+        """A member's query vectors of every turn; one trained with the utterance term (train.utterance_mix) is
+        that sum, as it was trained."""
+        from retrieval_kd.methods.disco.mixing import combine
+        from retrieval_kd.teachers.splade import SpladeEncoder
+
+        texts = turn_texts(self.ds, "student", m["config"].get("responses", "last"))
+        student = SpladeEncoder(m["folder"], max_length=int(m["config"].get("max_length", 256)))
+        return combine([student.encode([texts[q] for q in self.qids])], [1.0], self.utterances, m["utterance_mix"])
+
+    def search(self, vecs: Any) -> dict:
+        return self.index.search_run(self.qids, vecs, 100)
+
+
 def _choice(rows: list[dict]) -> float:
     picked = [r["nDCG@3"] for r in rows if r["role"] == "choice"]
     return sum(picked) / len(picked) if picked else float("-inf")
@@ -96,43 +144,20 @@ def run_mix(runs: Sequence[str | Path], out: str | Path = "runs/cast-mix", datas
             weights: Sequence[float] = (0.0, 0.5, 1.0), alphas: Sequence[float] = (0.0, 0.25, 0.5, 1.0),
             document_encoder: str | None = None, command: str = "rkd eval cast-mix") -> dict[str, Any]:
     """Score every candidate, pick one on the choice sets, print the tables, write OUT/mixture; the results."""
-    from retrieval_kd.datasets import load
-    from retrieval_kd.errors import RKDError
-    from retrieval_kd.index.impact import ImpactIndex
     from retrieval_kd.methods.disco.mixing import combine
-    from retrieval_kd.teachers.splade import SpladeEncoder, encode_cached
-    from retrieval_kd.threads import set_threads
 
     grid = candidates(len(runs), weights, alphas)
-    members = _members(runs)
-    set_threads()
+    sc = Scoring(runs, dataset, document_encoder, require_choice=True)
+    members, ds, splits, utterances = sc.members, sc.ds, sc.splits, sc.utterances
     out = Path(run_path(out))
-    ds = load(dataset)
-    splits = split_queries(ds)
-    if not any(c in CHOICE_SETS for c in splits):
-        raise RKDError(f"{dataset}: no choice-set turns ({', '.join(map(set_label, CHOICE_SETS))}); "
-                       "cannot choose a mixture")
-    enc = _document_encoder(members, document_encoder)
-    index = ImpactIndex.build(encode_cached(enc, ds.doc_texts, "corpus"), ds.doc_ids, enc.vocab)
-    raw = turn_texts(ds, "raw")
-    qids = list(raw)
-    utterances = enc.encode([raw[q] for q in qids])  # the raw reference row and every mixture's utterance term
-    refs = score_rows(BASELINES["raw"], index.search_run(qids, utterances, 100), ds, splits)
-    for key, kind in REFERENCE_TEXTS.items():
-        refs += score_rows(BASELINES[key], sparse_run(enc, index, turn_texts(ds, kind)), ds, splits,
-                           covered_only=kind in REWRITES)
-    mats = []
-    for m in members:
-        texts = turn_texts(ds, "student", m["config"].get("responses", "last"))
-        student = SpladeEncoder(m["folder"], max_length=int(m["config"].get("max_length", 256)))
-        # a member trained with the utterance term (train.utterance_mix) is that sum, as it was trained
-        mats.append(combine([student.encode([texts[q] for q in qids])], [1.0], utterances, m["utterance_mix"]))
+    refs = [r for name, run, covered in sc.references() for r in score_rows(name, run, ds, splits,
+                                                                            covered_only=covered)]
+    mats = [sc.member_vectors(m) for m in members]
     scored = []
     for ws, alpha in grid:
         vecs = combine(mats, ws, utterances, alpha * sum(ws))
         train_s = sum(m["train_s"] or 0 for m, w in zip(members, ws, strict=True) if w)
-        rows = score_rows(candidate_name(ws, alpha), index.search_run(qids, vecs, 100), ds, splits,
-                          {"train_s": round(train_s, 1)})
+        rows = score_rows(candidate_name(ws, alpha), sc.search(vecs), ds, splits, {"train_s": round(train_s, 1)})
         scored.append({"weights": list(ws), "alpha": alpha, "choice_ndcg3": _choice(rows), "rows": rows})
     best = max(scored, key=lambda s: s["choice_ndcg3"])  # max keeps the first of equal values
     alone = scored[0]
@@ -142,7 +167,7 @@ def run_mix(runs: Sequence[str | Path], out: str | Path = "runs/cast-mix", datas
               "grid": [{"weights": s["weights"], "alpha": s["alpha"], "choice nDCG@3": s["choice_ndcg3"],
                         "rows": [{k: v for k, v in r.items() if k != "_pq"} for r in s["rows"]]} for s in scored],
               "rows": [{k: v for k, v in r.items() if k != "_pq"} for r in rows], "paired": paired_rows(rows)}
-    _write(out, result, rows, members, best, enc, document_encoder)
+    _write(out, result, rows, members, best, sc.enc, document_encoder)
     return result
 
 
