@@ -190,3 +190,43 @@ def test_context_negatives_are_the_turns_own_last_responses(mini_slice, tmp_path
     assert off.docs.shape[0] == n_pool and all(c == [] for c in off.context)
     with pytest.raises(pydantic.ValidationError, match="context"):
         DiscoConfig.model_validate({"candidates": {"context": -1}})
+
+
+def test_pseudo_responses_read_the_previous_turns_top_teacher_document():
+    """data.pseudo_responses: a turn whose history ends with a user turn gets, as the last response, the text of the
+    document the first available teacher ranks first for that previous turn; turns that already read a response,
+    first turns and turns whose previous turn is not a training turn are left as they were; inputs not mutated."""
+    from retrieval_kd.methods.disco.config import DataConfig
+    from retrieval_kd.methods.disco.trainer import pseudo_responses
+
+    u = lambda text: {"role": "user", "text": text}  # noqa: E731
+    hist1 = [u("what is a reef")]
+    turns = [
+        {"conversation": "c/1", "utterance": "what is a reef", "history": []},
+        {"conversation": "c/1", "utterance": "what threatens  it", "history": hist1},
+        {"conversation": "c/1", "utterance": "and fish", "history": [*hist1, u("what threatens it")]},
+        {"conversation": "c/2", "utterance": "x", "history": [u("q"), {"role": "system", "text": "said"}]},
+        {"conversation": "c/3", "utterance": "y", "history": [u("not a training turn")]},
+    ]
+    ranks = np.array([[[2, 0], [-1, -1], [1, 2], [0, 1], [0, 1]],   # teacher 0 (no ranking for turn 1)
+                      [[0, 1], [3, 0], [2, 0], [0, 1], [0, 1]]])    # teacher 1
+    docs = ["d0", "d1", "d2", "d3"]
+    assert pseudo_responses(turns, ranks, docs) == 2
+    assert turns[0]["history"] == [] and hist1 == [u("what is a reef")]  # the shared list is not changed
+    assert turns[1]["history"][-1] == {"role": "system", "text": "d2"}  # turn 0's first document by teacher 0
+    assert turns[2]["history"][-1] == {"role": "system", "text": "d3"}  # turn 1: teacher 0 has none, teacher 1's
+    assert turns[3]["history"][-1]["text"] == "said" and turns[4]["history"] == [u("not a training turn")]
+    assert DataConfig().pseudo_responses is False
+
+
+def test_init_collections_must_be_training_collections():
+    """model.init_collections names training collections (the first stage reads their turns only)."""
+    import pydantic
+
+    from retrieval_kd.methods.disco.config import DiscoConfig
+
+    ok = DiscoConfig.model_validate({"data": {"collections": ["cast2019", "canard"]},
+                                     "model": {"init_collections": ["cast2019"]}})
+    assert ok.model.init_collections == ["cast2019"] and DiscoConfig().model.init_collections is None
+    with pytest.raises(pydantic.ValidationError, match="model.init_collections.ikat2024"):
+        DiscoConfig.model_validate({"data": {"collections": ["cast2019"]}, "model": {"init_collections": ["ikat2024"]}})

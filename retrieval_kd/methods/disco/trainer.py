@@ -18,7 +18,9 @@ distillation), on the vocabulary rows the batch's documents or rewrites use (the
 Candidates of a turn: documents sampled from configurable rank ranges of each teacher's ranking (hard
 negatives; `[start, end, n]`), with `context` N the turn's own last N system responses (context negatives: the
 text the student reads, as documents; a response already in the pool is that pool document), and with `in_batch`
-the other turns' candidates too. Teacher scores are computed
+the other turns' candidates too. With `data.pseudo_responses` a turn whose previous turn has no system response
+(CAsT 2019/2020, CANARD) reads one: the pool document the teachers rank first for the previous turn's rewrite, what
+a retrieval system would have shown; with `context` it is also that turn's candidate. Teacher scores are computed
 online for every (turn, candidate) pair; `teachers.rewrites.aggregate` merges several teachers.
 Evaluation conversations are never trained on: turn ids shared with the evaluation dataset are an error.
 The terms are `retrieval_kd.losses`' kl and infonce (target="probs": the teachers give a distribution),
@@ -92,6 +94,29 @@ def sample_candidates(ranks: np.ndarray, ranges, rng: np.random.Generator) -> li
     return list(dict.fromkeys(out))
 
 
+def pseudo_responses(turns: list[dict], ranks: np.ndarray, doc_texts) -> int:
+    """Give each turn whose history ends with a user turn (the previous turn has no system response) a response:
+    the text of the pool document ranked first, by the first teacher that has a ranking, for that previous turn's
+    rewrite, when the previous turn is a training turn of the same conversation. The history lists are replaced,
+    not changed in place. Returns how many turns received one."""
+    before: dict[tuple[str, str], int] = {}
+    for i, t in enumerate(turns):
+        before.setdefault((t["conversation"], " ".join(str(t["utterance"]).split())), i)
+    n = 0
+    for t in turns:
+        hist = list(t["history"])
+        if not hist or hist[-1].get("role", "user") in ("system", "assistant"):
+            continue
+        j = before.get((t["conversation"], " ".join(str(hist[-1].get("text", "")).split())))
+        if j is None:
+            continue
+        ranked = [r[0] for r in ranks[:, j] if r[0] >= 0]
+        if ranked:
+            t["history"] = [*hist, {"role": "system", "text": doc_texts[int(ranked[0])]}]
+            n += 1
+    return n
+
+
 class DiscoTrainer:
     """Holds the frozen document vectors, the teachers and the student; `fit()` trains, `save()` writes."""
 
@@ -123,6 +148,9 @@ class DiscoTrainer:
         self.student = SpladeStudent(self._init(turns, rewrites), max_length=cfg.model.max_length,
                                      responses=cfg.model.responses, segments=cfg.model.segments,
                                      pool=cfg.model.pool)
+        # after the first stage (which reads the dataset's own turns) and before the inputs, candidates and context
+        self.n_pseudo = pseudo_responses(turns, self.ranks, self.train_ds.doc_texts) if cfg.data.pseudo_responses \
+            else 0
         self.texts = [self.student.text(t["history"], t["utterance"]) for t in turns]
         self.utterances = encode_cached(self.encoder, [t["utterance"] for t in turns], "utterances",
                                         show_progress=progress) if cfg.train.utterance_mix else None
@@ -146,6 +174,8 @@ class DiscoTrainer:
             return m.student_init or self.encoder.path
         from retrieval_kd.methods.disco.conversation import conversation_text
 
+        if m.init_collections is not None:
+            turns = [t for t in turns if t["collection"] in m.init_collections]
         texts = [conversation_text(t["history"], t["utterance"], m.responses) for t in turns]
         texts += [t["utterance"] for t in turns] + [rw[t["id"]] for rw in rewrites for t in turns if t["id"] in rw]
         return splade_init(texts + list(self.train_ds.doc_texts), m.init, self.encoder,
@@ -291,7 +321,7 @@ class DiscoTrainer:
                        teachers=[t.model_dump() for t in self.cfg.teachers], aggregation=self.cfg.aggregation,
                        train_turns=len(self.turns), train_collections=self.cfg.data.collections,
                        steps=self.log[-1]["step"] if self.log else 0, train_seconds=round(self.seconds, 1),
-                       utterance_mix=self.cfg.train.utterance_mix,
+                       utterance_mix=self.cfg.train.utterance_mix, pseudo_responses=self.n_pseudo,
                        how="DiSCo distillation of rewrite teachers into a conversational SPLADE query encoder")
             (tmp / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
             (tmp / "run_info.json").write_text(json.dumps(run_info(cfg), indent=2, default=str) + "\n")
