@@ -230,3 +230,29 @@ def test_init_collections_must_be_training_collections():
     assert ok.model.init_collections == ["cast2019"] and DiscoConfig().model.init_collections is None
     with pytest.raises(pydantic.ValidationError, match="model.init_collections.ikat2024"):
         DiscoConfig.model_validate({"data": {"collections": ["cast2019"]}, "model": {"init_collections": ["ikat2024"]}})
+
+
+def test_pseudo_responses_reach_the_students_input_and_its_candidates(mini_slice, tmp_path):
+    """The trainer with data.pseudo_responses: CAsT 2019 turns (no responses) read the previous turn's top teacher
+    document, which with candidates.context=1 is also their candidate; the count is recorded; off, nothing changes."""
+    from retrieval_kd import datasets
+    from retrieval_kd.config import load_config
+    from retrieval_kd.data.dataset import Dataset
+    from retrieval_kd.methods.disco.config import DiscoConfig
+    from retrieval_kd.methods.disco.trainer import DiscoTrainer
+
+    train, mini = datasets.load("cast-train"), datasets.load("cast-mini")
+    convs = [c for c in train.conversations if c["collection"] == "cast2019"][:1]
+    docs = [d for d in mini.corpus if d["id"] in set(mini_slice[0])]
+    path = Dataset("tiny-pseudo", docs, {}, {}, convs, {"rel_threshold": 1}).save(tmp_path / "t")
+    base = [f"data.train={path}", "data.collections=[cast2019]", "model.max_length=64", "model.doc_max_length=128",
+            "candidates.in_batch=false"]
+    off = DiscoTrainer(load_config(None, DiscoConfig, base), progress=False)
+    tr = DiscoTrainer(load_config(None, DiscoConfig, [*base, "data.pseudo_responses=true", "candidates.context=1"]),
+                      progress=False)
+    assert off.n_pseudo == 0 and tr.n_pseudo == len(tr.turns) - 1 >= 2  # every turn but the first
+    for r, t in enumerate(tr.turns[1:], start=1):
+        top = int(tr.ranks[0, r - 1, 0])
+        assert t["history"][-1] == {"role": "system", "text": tr.train_ds.doc_texts[top]}
+        assert tr.texts[r] != off.texts[r] and tr.context[r] == [top]  # read, and the pool's own row as candidate
+    assert all(h.get("role") != "system" for c in convs for t in c["turns"] for h in t["history"])  # data unchanged
