@@ -26,7 +26,7 @@ from retrieval_kd.artifacts import read_meta
 from retrieval_kd.errors import BundleError
 from retrieval_kd.index.impact import FILES as INDEX_FILES
 from retrieval_kd.index.impact import ImpactIndex
-from retrieval_kd.methods.disco.conversation import SEP, conversation_text, read_student_config
+from retrieval_kd.methods.disco.conversation import SEP, conversation_text, read_student_config, squash
 from retrieval_kd.methods.disco.mixing import combine
 from retrieval_kd.serving.manifest import ConversationalManifest
 from retrieval_kd.serving.runtime import RuntimeOptions
@@ -74,7 +74,7 @@ class ConversationalSearcher(Searcher):
         truncated = any(t for _, t in outs)
         utt = None
         if self.utterance is not None:
-            vecs, cut = self.utterance.encode([" ".join(str(utterance).split())])
+            vecs, cut = self.utterance.encode([squash(utterance)])
             utt, truncated = vecs[0], truncated or bool(cut[0])
         return combine([v for v, _ in outs], self.weights, utt, self.utterance_weight), truncated
 

@@ -22,18 +22,28 @@ SEP = " [SEP] "
 STUDENT_KIND = "splade-student"  # meta.json kind of a trained student model folder
 
 
+def squash(text: Any) -> str:
+    """The text with its whitespace runs made single spaces (how every turn text is compared and read)."""
+    return " ".join(str(text).split())
+
+
+def is_response(item: Mapping[str, str]) -> bool:
+    """A history item said by the system (role "system" or "assistant"; no role means a user turn)."""
+    return item.get("role", "user") in ("system", "assistant")
+
+
 def conversation_text(history: Sequence[Mapping[str, str]], utterance: str, responses: str = "last",
                       sep: str = SEP) -> str:
     """Student input: utterance, then earlier user turns and system responses, most recent first."""
     if responses not in RESPONSES:
         raise ValueError(f"responses must be one of {RESPONSES}, got {responses!r}")
-    parts = [" ".join(str(utterance).split())]
+    parts = [squash(utterance)]
     seen_response = False
     for item in reversed(list(history)):
-        role, text = item.get("role", "user"), " ".join(str(item.get("text", "")).split())
+        text = squash(item.get("text", ""))
         if not text:
             continue
-        if role in ("system", "assistant"):
+        if is_response(item):
             if responses == "none" or (responses == "last" and seen_response):
                 continue
             seen_response = True
@@ -43,8 +53,8 @@ def conversation_text(history: Sequence[Mapping[str, str]], utterance: str, resp
 
 def history_text(history: Sequence[Mapping[str, str]], utterance: str, sep: str = " ") -> str:
     """Baseline 'whole history concatenated': every earlier user utterance, then the current one, in order."""
-    users = [" ".join(str(h.get("text", "")).split()) for h in history if h.get("role", "user") == "user"]
-    return sep.join([*users, " ".join(str(utterance).split())])
+    users = [squash(h.get("text", "")) for h in history if h.get("role", "user") == "user"]
+    return sep.join([*users, squash(utterance)])
 
 
 def read_student_config(folder: str | Path) -> dict[str, Any]:

@@ -99,15 +99,17 @@ def pseudo_responses(turns: list[dict], ranks: np.ndarray, doc_texts) -> int:
     the text of the pool document ranked first, by the first teacher that has a ranking, for that previous turn's
     rewrite, when the previous turn is a training turn of the same conversation. The history lists are replaced,
     not changed in place. Returns how many turns received one."""
+    from retrieval_kd.methods.disco.conversation import is_response, squash
+
     before: dict[tuple[str, str], int] = {}
     for i, t in enumerate(turns):
-        before.setdefault((t["conversation"], " ".join(str(t["utterance"]).split())), i)
+        before.setdefault((t["conversation"], squash(t["utterance"])), i)
     n = 0
     for t in turns:
         hist = list(t["history"])
-        if not hist or hist[-1].get("role", "user") in ("system", "assistant"):
+        if not hist or is_response(hist[-1]):
             continue
-        j = before.get((t["conversation"], " ".join(str(hist[-1].get("text", "")).split())))
+        j = before.get((t["conversation"], squash(hist[-1].get("text", ""))))
         if j is None:
             continue
         ranked = [r[0] for r in ranks[:, j] if r[0] >= 0]
@@ -188,14 +190,14 @@ class DiscoTrainer:
             return [[] for _ in turns]
         import scipy.sparse as sp
 
+        from retrieval_kd.methods.disco.conversation import is_response, squash
         from retrieval_kd.teachers.splade import encode_cached
 
-        row = {" ".join(text.split()): i for i, text in enumerate(self.train_ds.doc_texts)}
+        row = {squash(text): i for i, text in enumerate(self.train_ds.doc_texts)}
         extra: list[str] = []
         out = []
         for t in turns:
-            said = [" ".join(str(h.get("text", "")).split()) for h in t["history"]
-                    if h.get("role", "user") in ("system", "assistant")]
+            said = [squash(h.get("text", "")) for h in t["history"] if is_response(h)]
             mine = []
             for text in [x for x in said if x][-n:]:
                 if text not in row:
